@@ -1,0 +1,96 @@
+"""FastAPI wiring every function shares: app factory, error bodies, JSON responses, timing."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from . import __version__
+from .runtime import default_service
+from .service import Outcome, PredictionService, describe_errors, elapsed_ms
+
+logger = logging.getLogger(__name__)
+
+JSON = "application/json"
+
+
+class RequestTimer:
+    """Stamps the arrival time into the request state, so `duration_ms` covers parsing too."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope.setdefault("state", {})["started"] = time.perf_counter()
+        await self.app(scope, receive, send)
+
+
+class FormBodyAsJson:
+    """Reads a body sent as `application/x-www-form-urlencoded` as JSON.
+
+    That is what `curl --data '{...}'` sends, as in the documents this API follows;
+    every route takes JSON, so there is no form to misread.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = scope["headers"]
+            for i, (name, value) in enumerate(headers):
+                if name == b"content-type" and value.startswith(b"application/x-www-form-urlencoded"):
+                    scope = dict(scope, headers=[*headers[:i], (b"content-type", JSON.encode()), *headers[i + 1 :]])
+                    break
+        await self.app(scope, receive, send)
+
+
+def started_at(request: Request) -> float:
+    return getattr(request.state, "started", time.perf_counter())
+
+
+def get_service() -> PredictionService:
+    """Dependency: the service of this execution environment."""
+    return default_service()
+
+
+def respond(outcome: Outcome) -> Response:
+    body = outcome.response.model_dump_json(exclude_none=True)
+    return Response(body, status_code=outcome.http_status, media_type=JSON)
+
+
+def json_response(body: Any, status_code: int = 200) -> Response:
+    return Response(body.model_dump_json(exclude_none=True), status_code=status_code, media_type=JSON)
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    body: dict[str, Any] = {"status": "BadRequest"}
+    if "name" in request.path_params:
+        body["model_name"] = request.path_params["name"]
+    body["error_message"] = describe_errors(exc.errors())
+    body["duration_ms"] = elapsed_ms(started_at(request))
+    return JSONResponse(body, status_code=400)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    body = {"status": "InternalError", "error_message": "the server could not answer; the error is logged"}
+    return JSONResponse(body, status_code=500)
+
+
+def create_app(title: str, description: str) -> FastAPI:
+    # strict_content_type=False: a JSON body without a Content-Type header is still JSON.
+    app = FastAPI(title=title, description=description, version=__version__, strict_content_type=False)
+    app.add_middleware(FormBodyAsJson)
+    app.add_middleware(RequestTimer)
+    app.add_exception_handler(RequestValidationError, _bad_request)
+    app.add_exception_handler(Exception, _internal_error)
+    return app

@@ -1,0 +1,59 @@
+"""Running ONNX models: session creation, input checks, forecasts and classifications."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from .errors import BadInputError, IntegrityError
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def load_session(raw: bytes) -> ort.InferenceSession:
+    """An InferenceSession from model bytes, sized for a small Lambda (one thread per run)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(raw, sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for bad files
+        raise IntegrityError("the model file is not a valid ONNX model") from exc
+
+
+def input_matrix(rows: Sequence[Sequence[float]] | np.ndarray, width: int) -> np.ndarray:
+    """Rows as a float32 matrix of `width` columns; refuses ragged, non-finite or too-large values."""
+    try:
+        matrix = np.asarray(rows, dtype=np.float64)
+    except (ValueError, TypeError) as exc:
+        raise BadInputError("inputs must be a list of rows of numbers, all of the same length") from exc
+    if matrix.ndim != 2 or matrix.shape[0] == 0:
+        raise BadInputError("inputs must be a non-empty list of rows, e.g. [[1.0, 2.0, ...]]")
+    if matrix.shape[1] != width:
+        raise BadInputError(f"each input row must have {width} values, got {matrix.shape[1]}")
+    if not np.isfinite(matrix).all():
+        raise BadInputError("inputs must be finite numbers (no NaN or Infinity)")
+    if np.abs(matrix).max() > _FLOAT32_MAX:
+        raise BadInputError("inputs must fit in float32 (absolute value below 3.4e38)")
+    return matrix.astype(np.float32)
+
+
+def forecast(session: ort.InferenceSession, window: np.ndarray, horizon: int) -> list[float]:
+    """The next `horizon` values after one window of the series."""
+    (output,) = session.run(None, {session.get_inputs()[0].name: window})[:1]
+    values = np.asarray(output, dtype=np.float64).reshape(-1)
+    if values.shape != (horizon,) or not np.isfinite(values).all():
+        raise IntegrityError(f"the model returned {values.shape[0]} values, the manifest says {horizon}")
+    return values.tolist()
+
+
+def classify(session: ort.InferenceSession, rows: np.ndarray, classes: int) -> tuple[list[int], list[list[float]]]:
+    """Labels and class probabilities for each row (outputs `label`, `probabilities`)."""
+    labels, probabilities = session.run(["label", "probabilities"], {session.get_inputs()[0].name: rows})
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if probabilities.shape != (rows.shape[0], classes):
+        raise IntegrityError(f"the model returned probabilities of shape {probabilities.shape}")
+    return np.asarray(labels).astype(int).tolist(), probabilities.tolist()

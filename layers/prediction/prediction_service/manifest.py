@@ -1,0 +1,117 @@
+"""The model manifest: which models exist, where their files are, and how to check them.
+
+It is the only source of model names. A name from a request is looked up here
+and never turned into an S3 key itself, so a crafted name cannot reach another
+object in the bucket.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ManifestError, ModelNotFoundError
+
+
+
+def _check_relative_path(path: str) -> str:
+    parts = path.split("/")
+    if not path or path.startswith("/") or "\\" in path or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"file {path!r} must be a relative path without '.', '..' or empty parts")
+    return path
+
+
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+RelativePath = Annotated[str, AfterValidator(_check_relative_path)]
+
+
+class FileRef(BaseModel):
+    """A file next to the manifest, and the sha256 it must have."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file: RelativePath
+    sha256: Sha256
+
+
+class DatasetRef(FileRef):
+    """CSV series a forecaster reads its lookback window from."""
+
+    column: str
+
+
+class FeatureTableRef(FileRef):
+    """CSV table a classifier looks rows up in by id."""
+
+    id_column: str
+
+
+class ModelSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    version: str
+    kind: Literal["forecast", "classifier"]
+    file: RelativePath
+    sha256: Sha256
+    group: str | None = None
+    block: str | None = None
+    # forecast
+    lookback: int | None = Field(default=None, gt=0)
+    horizon: int | None = Field(default=None, gt=0)
+    dataset: DatasetRef | None = None
+    # classifier
+    classes: tuple[str, ...] | None = None
+    inputs: tuple[str, ...] | None = None
+    features: FeatureTableRef | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> ModelSpec:
+        needed = ("lookback", "horizon", "dataset") if self.kind == "forecast" else ("classes", "inputs")
+        missing = [f for f in needed if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"{self.kind} model {self.name!r} needs {', '.join(missing)}")
+        return self
+
+    @property
+    def input_width(self) -> int:
+        """Number of values in one input row."""
+        return self.lookback if self.kind == "forecast" else len(self.inputs or ())  # type: ignore[return-value]
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    models: tuple[ModelSpec, ...]
+
+    @model_validator(mode="after")
+    def _unique(self) -> Manifest:
+        names = [m.name for m in self.models]
+        if len(names) != len(set(names)):
+            raise ValueError("model names must be unique")
+        blocks = [(m.group, m.block or m.name) for m in self.models if m.group]
+        if len(blocks) != len(set(blocks)):
+            raise ValueError("each (group, block) must name one model")
+        return self
+
+    @classmethod
+    def parse(cls, raw: bytes) -> Manifest:
+        try:
+            return cls.model_validate(yaml.safe_load(raw))
+        except (yaml.YAMLError, ValidationError) as exc:
+            raise ManifestError(f"invalid model manifest: {exc}") from exc
+
+    def get(self, name: str) -> ModelSpec:
+        for spec in self.models:
+            if spec.name == name:
+                return spec
+        raise ModelNotFoundError(name)
+
+    def find_block(self, group: str, block: str) -> ModelSpec | None:
+        """The model a playground run names by pipeline (group) and block."""
+        for spec in self.models:
+            if spec.group == group and block in (spec.block, spec.name):
+                return spec
+        return None

@@ -1,0 +1,39 @@
+"""Models by name: the manifest and each model's session and data, through the artifact cache."""
+
+from __future__ import annotations
+
+import onnxruntime as ort
+
+from .cache import ArtifactCache
+from .inference import load_session
+from .manifest import FileRef, Manifest, ModelSpec
+from .tables import Table
+
+
+class ModelRegistry:
+    def __init__(self, cache: ArtifactCache, *, prefix: str, manifest_key: str) -> None:
+        self._cache = cache
+        self._prefix = prefix
+        self._manifest_key = manifest_key
+
+    def manifest(self) -> Manifest:
+        return self._cache.get(self._manifest_key, Manifest.parse)
+
+    def spec(self, name: str) -> ModelSpec:
+        return self.manifest().get(name)
+
+    def session(self, spec: ModelSpec) -> ort.InferenceSession:
+        return self._cache.get(self._key(spec.file), load_session, spec.sha256)
+
+    def table(self, ref: FileRef) -> Table:
+        return self._cache.get(self._key(ref.file), Table.parse, ref.sha256)
+
+    def is_loaded(self, spec: ModelSpec) -> bool:
+        return self._key(spec.file) in self._cache
+
+    def files_of(self, spec: ModelSpec) -> list[FileRef]:
+        data = spec.dataset or spec.features
+        return [FileRef(file=spec.file, sha256=spec.sha256), *([data] if data else [])]
+
+    def _key(self, relative: str) -> str:
+        return self._prefix + relative

@@ -1,0 +1,175 @@
+"""Predictions as the API serves them: one model, or many in parallel, each timed and never raising."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pydantic import ValidationError
+
+from .errors import BadInputError, ModelNotFoundError, PredictionError
+from .inference import classify, forecast, input_matrix
+from .manifest import ModelSpec
+from .registry import ModelRegistry
+from .schemas import (
+    BatchItem,
+    BatchPredictResponse,
+    ModelInfo,
+    ModelList,
+    PredictRequest,
+    PredictResponse,
+    PredictStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A response and the HTTP status it is sent with."""
+
+    response: PredictResponse
+    http_status: int
+
+
+def elapsed_ms(started: float) -> int:
+    return max(0, round((time.perf_counter() - started) * 1000))
+
+
+def describe_errors(errors: Sequence[Any]) -> str:
+    """A short, human message from pydantic errors: `where: what` for the first few."""
+    parts = []
+    for error in errors[:3]:
+        if error.get("type") == "json_invalid":
+            parts.append("the request body is not valid JSON")
+            continue
+        loc = [str(p) for p in error.get("loc", ()) if p != "body"]
+        parts.append(f"{'.'.join(loc) or 'body'}: {error.get('msg', 'invalid')}")
+    more = len(errors) - 3
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+class PredictionService:
+    def __init__(self, registry: ModelRegistry, *, batch_workers: int) -> None:
+        self.registry = registry
+        self._pool = ThreadPoolExecutor(max_workers=batch_workers, thread_name_prefix="predict")
+
+    def list_models(self) -> ModelList:
+        return ModelList(
+            models=[
+                ModelInfo(
+                    name=s.name,
+                    version=s.version,
+                    kind=s.kind,
+                    lookback=s.lookback,
+                    horizon=s.horizon,
+                    inputs=s.input_width,
+                    input_names=list(s.inputs) if s.inputs else None,
+                    classes=list(s.classes) if s.classes else None,
+                    group=s.group,
+                    block=s.block,
+                    loaded=self.registry.is_loaded(s),
+                )
+                for s in self.registry.manifest().models
+            ]
+        )
+
+    def predict(self, name: str, request: PredictRequest, started: float | None = None) -> Outcome:
+        """Run one prediction; every failure becomes a response with its status."""
+        started = time.perf_counter() if started is None else started
+        spec: ModelSpec | None = None
+        try:
+            spec = self.registry.spec(name)
+            response = self._run(spec, request)
+            response.duration_ms = elapsed_ms(started)
+            return Outcome(response, 200)
+        except ModelNotFoundError as exc:
+            return self._failure(name, spec, PredictStatus.BAD_REQUEST, exc.message, started, 404)
+        except BadInputError as exc:
+            return self._failure(name, spec, PredictStatus.BAD_REQUEST, exc.message, started, 400)
+        except PredictionError as exc:
+            logger.error("prediction failed for model %s: %s", name, exc.message)
+            return self._failure(name, spec, PredictStatus.INTERNAL_ERROR, exc.message, started, 500)
+        except Exception:
+            logger.exception("unexpected error predicting with model %s", name)
+            message = "the server could not predict; the error is logged"
+            return self._failure(name, spec, PredictStatus.INTERNAL_ERROR, message, started, 500)
+
+    def predict_batch(self, items: Sequence[Any]) -> BatchPredictResponse:
+        """Items run in parallel; each has its own status, so one failure never fails the others."""
+        started = time.perf_counter()
+        results = list(self._pool.map(self._predict_item, items))
+        return BatchPredictResponse(duration_ms=elapsed_ms(started), predictions=results)
+
+    def _predict_item(self, raw: Any) -> PredictResponse:
+        started = time.perf_counter()
+        name = raw.get("model_name") if isinstance(raw, dict) else None
+        try:
+            item = BatchItem.model_validate(raw)
+        except ValidationError as exc:
+            shown = name if isinstance(name, str) else ""
+            return self._failure(
+                shown, None, PredictStatus.BAD_REQUEST, describe_errors(exc.errors()), started, 400
+            ).response
+        request = PredictRequest(inputs=item.inputs, ids=item.ids, probability=item.probability)
+        return self.predict(item.model_name, request, started).response
+
+    def _run(self, spec: ModelSpec, request: PredictRequest) -> PredictResponse:
+        session = self.registry.session(spec)
+        base = {"status": PredictStatus.SUCCESS, "model_name": spec.name, "model_version": spec.version}
+        if spec.kind == "forecast":
+            assert spec.lookback is not None and spec.horizon is not None
+            if request.ids is not None or request.probability:
+                raise BadInputError("forecast models take `inputs` (one window) or nothing, not ids or probability")
+            window = self._window(spec, request)
+            values = forecast(session, window, spec.horizon)
+            return PredictResponse(**base, lookback=spec.lookback, prediction=values, duration_ms=0)
+        rows = self._rows(spec, request)
+        labels, probabilities = classify(session, rows, len(spec.classes or ()))
+        if request.probability:
+            return PredictResponse(
+                **base, prediction=labels, probabilities=probabilities, classes=list(spec.classes or ()), duration_ms=0
+            )
+        return PredictResponse(**base, prediction=labels, duration_ms=0)
+
+    def _window(self, spec: ModelSpec, request: PredictRequest) -> np.ndarray:
+        assert spec.lookback is not None and spec.dataset is not None
+        if request.inputs is not None:
+            if len(request.inputs) != 1:
+                raise BadInputError(f"a forecast takes one window: inputs must be [[{spec.lookback} values]]")
+            return input_matrix(request.inputs, spec.lookback)
+        series = self.registry.table(spec.dataset).column(spec.dataset.column)
+        if len(series) < spec.lookback:
+            raise BadInputError(f"the model's dataset has {len(series)} points, fewer than lookback {spec.lookback}")
+        return input_matrix(series[-spec.lookback :][None, :], spec.lookback)
+
+    def _rows(self, spec: ModelSpec, request: PredictRequest) -> np.ndarray:
+        columns = spec.inputs or ()
+        if request.inputs is not None:
+            return input_matrix(request.inputs, len(columns))
+        if request.ids is None:
+            raise BadInputError("a classifier needs `inputs` (rows of features) or `ids`; use POST")
+        if spec.features is None:
+            raise BadInputError(f"model {spec.name!r} has no feature table to look ids up in; send inputs")
+        table = self.registry.table(spec.features)
+        return input_matrix(table.rows_for_ids(spec.features.id_column, request.ids, columns), len(columns))
+
+    @staticmethod
+    def _failure(
+        name: str, spec: ModelSpec | None, status: PredictStatus, message: str, started: float, http_status: int
+    ) -> Outcome:
+        response = PredictResponse(
+            status=status,
+            model_name=name,
+            model_version=spec.version if spec else None,
+            lookback=spec.lookback if spec else None,
+            error_message=message,
+            duration_ms=elapsed_ms(started),
+        )
+        return Outcome(response, http_status)

@@ -1,0 +1,43 @@
+"""Runtime settings, read once from the environment the template (or `make run`) sets."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_bucket: str
+    model_prefix: str = "models/"
+    manifest_name: str = "manifest.yaml"
+    s3_endpoint_url: str | None = None
+    cache_dir: str = "/tmp/model-cache"
+    cache_max_bytes: int = 256 * 1024 * 1024
+    revalidate_seconds: float = 60.0
+    batch_workers: int = 4
+    s3_connect_timeout: float = 2.0
+    s3_read_timeout: float = 5.0
+
+    @property
+    def manifest_key(self) -> str:
+        return self.model_prefix + self.manifest_name
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        bucket = env.get("MODEL_BUCKET", "").strip()
+        if not bucket:
+            raise RuntimeError("MODEL_BUCKET is not set: name the S3 bucket that holds models/")
+        prefix = env.get("MODEL_PREFIX", cls.model_prefix)
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        return cls(
+            model_bucket=bucket,
+            model_prefix=prefix,
+            s3_endpoint_url=env.get("S3_ENDPOINT_URL") or None,
+            cache_dir=env.get("MODEL_CACHE_DIR", cls.cache_dir),
+            cache_max_bytes=int(env.get("MODEL_CACHE_MAX_BYTES", cls.cache_max_bytes)),
+            revalidate_seconds=float(env.get("MODEL_REVALIDATE_SECONDS", cls.revalidate_seconds)),
+            batch_workers=int(env.get("BATCH_WORKERS", cls.batch_workers)),
+        )

@@ -1,0 +1,64 @@
+"""Where artifacts come from: S3 objects fetched with boto3, with conditional GETs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .errors import ObjectNotFoundError, StoreError
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    body: bytes
+    etag: str
+
+
+class ObjectStore(Protocol):
+    def fetch(self, key: str, if_none_match: str | None = None) -> StoredObject | None:
+        """The object's bytes and ETag, or None when `if_none_match` still matches."""
+
+
+class S3Store:
+    """Reads objects from one bucket; every failure becomes a `StoreError`."""
+
+    def __init__(self, bucket: str, client: Any) -> None:
+        self.bucket = bucket
+        self._client = client
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> S3Store:
+        config = Config(
+            connect_timeout=settings.s3_connect_timeout,
+            read_timeout=settings.s3_read_timeout,
+            retries={"max_attempts": 2, "mode": "standard"},
+        )
+        client = boto3.client("s3", endpoint_url=settings.s3_endpoint_url, config=config)
+        return cls(settings.model_bucket, client)
+
+    def fetch(self, key: str, if_none_match: str | None = None) -> StoredObject | None:
+        where = f"s3://{self.bucket}/{key}"
+        params = {"Bucket": self.bucket, "Key": key}
+        if if_none_match:
+            params["IfNoneMatch"] = if_none_match
+        try:
+            response = self._client.get_object(**params)
+            return StoredObject(body=response["Body"].read(), etag=response["ETag"])
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("304", "NotModified"):
+                return None
+            if code in ("NoSuchKey", "404", "NotFound"):
+                raise ObjectNotFoundError(f"{where} does not exist") from exc
+            if code in ("AccessDenied", "403"):
+                raise StoreError(f"access to {where} was denied") from exc
+            raise StoreError(f"could not read {where}: {code or exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"could not reach S3 for {where}: {exc}") from exc

@@ -1,0 +1,73 @@
+"""Upload models/ (the manifest and every file it names) to the model bucket, checksums verified.
+
+    python scripts/publish_models.py --bucket BUCKET [--prefix models/] [--endpoint-url URL]
+
+Each file is checked against the sha256 the manifest gives before it is sent,
+and sent with that checksum so S3 verifies it too. The manifest goes last, so a
+reader never sees a manifest naming files that are not there yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import boto3
+import yaml
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+def manifest_files(models_dir: Path) -> dict[str, str]:
+    """Relative path -> expected sha256 for every file the manifest names."""
+    manifest = yaml.safe_load((models_dir / "manifest.yaml").read_text())
+    files: dict[str, str] = {}
+    for model in manifest["models"]:
+        for ref in (model, model.get("dataset"), model.get("features")):
+            if ref:
+                files[ref["file"]] = ref["sha256"]
+    return files
+
+
+def publish(s3: Any, bucket: str, prefix: str = "models/", models_dir: Path = MODELS_DIR) -> list[str]:
+    """Upload and return the keys written, manifest last. Raises ValueError on a checksum mismatch."""
+    written = []
+    for relative, expected in sorted(manifest_files(models_dir).items()):
+        body = (models_dir / relative).read_bytes()
+        digest = hashlib.sha256(body)
+        if digest.hexdigest() != expected:
+            raise ValueError(f"{relative}: sha256 {digest.hexdigest()} does not match the manifest ({expected})")
+        s3.put_object(
+            Bucket=bucket,
+            Key=prefix + relative,
+            Body=body,
+            ChecksumSHA256=base64.b64encode(digest.digest()).decode(),
+        )
+        written.append(prefix + relative)
+    s3.put_object(Bucket=bucket, Key=prefix + "manifest.yaml", Body=(models_dir / "manifest.yaml").read_bytes())
+    written.append(prefix + "manifest.yaml")
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bucket", required=True)
+    parser.add_argument("--prefix", default="models/")
+    parser.add_argument("--endpoint-url", default=None, help="S3 endpoint, e.g. a local moto server")
+    args = parser.parse_args(argv)
+    s3 = boto3.client("s3", endpoint_url=args.endpoint_url)
+    try:
+        for key in publish(s3, args.bucket, args.prefix):
+            print(f"uploaded s3://{args.bucket}/{key}")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
