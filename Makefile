@@ -1,0 +1,58 @@
+# Everything a newcomer needs: `make run` serves the API locally, `make test` runs all tests.
+# Both create the virtualenv (.venv, Python 3.13 like the Lambda runtime) on first use.
+
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+PORT ?= 3000
+MOTO_PORT ?= 5055
+PYTEST_ARGS ?=
+
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help venv run test build validate events models publish-models clean
+
+help:
+	@echo "make run             serve the API on http://127.0.0.1:$(PORT) (S3 emulated by moto)"
+	@echo "make test            run every test"
+	@echo "make build           sam build"
+	@echo "make validate        sam validate --lint"
+	@echo "make events          regenerate events/ from sam local generate-event"
+	@echo "make models          rebuild models/ (installs the training-only requirements)"
+	@echo "make publish-models BUCKET=name [PREFIX=models/]  upload models/ to S3"
+
+$(BIN)/.installed: requirements-dev.txt layers/prediction/requirements.txt
+	@test -x $(PY) || "$$(scripts/find-python.sh 3.13)" -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+venv: $(BIN)/.installed
+
+run: venv
+	$(PY) scripts/local_api.py --port $(PORT) --moto-port $(MOTO_PORT)
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+build: venv
+	sam build
+
+validate: venv
+	sam validate --lint
+
+events: venv
+	$(PY) scripts/generate_events.py
+
+models: venv
+	$(PY) -m pip install --quiet -r models/requirements-train.txt
+	$(PY) models/build_models.py
+
+publish-models: venv
+	@test -n "$(BUCKET)" || { echo "usage: make publish-models BUCKET=<ModelBucketName output> [PREFIX=models/]"; exit 2; }
+	$(PY) scripts/publish_models.py --bucket "$(BUCKET)" --prefix "$(or $(PREFIX),models/)"
+
+clean:
+	rm -rf .aws-sam .local .pytest_cache

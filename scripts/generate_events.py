@@ -1,0 +1,146 @@
+"""Write the API Gateway (HTTP API, payload 2.0) event files in events/.
+
+    python scripts/generate_events.py
+
+Each file starts from what `sam local generate-event apigateway http-api-proxy`
+prints for its method, path and body, then gets what API Gateway really adds for
+our routes: the route key, path parameters, JSON headers and a plain-text body.
+The same files drive `sam local invoke -e events/<file>` and the pytest suites.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS_DIR = ROOT / "events"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    method: str
+    route: str  # the template's path, with {name}
+    path_params: dict[str, str] = field(default_factory=dict)
+    body: str | None = None
+
+    @property
+    def path(self) -> str:
+        path = self.route
+        for key, value in self.path_params.items():
+            path = path.replace("{" + key + "}", value)
+        return path
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+WINDOW = [round(0.45 + 0.004 * i, 3) for i in range(30)]
+PREDICT = "/v1/models/{name}/predict"
+
+CASES = [
+    Case("list_models", "GET", "/v1/models"),
+    Case("forecast_drive_stats_a", "GET", PREDICT, {"name": "drive_stats_a"}),
+    Case("forecast_unknown_model", "GET", PREDICT, {"name": "no_such_model"}),
+    Case("forecast_classifier_without_inputs", "GET", PREDICT, {"name": "user_churn"}),
+    Case("predict_forecast_window", "POST", PREDICT, {"name": "drive_stats_b"}, _json({"inputs": [WINDOW]})),
+    Case("predict_ids_probability", "POST", PREDICT, {"name": "user_churn"}, _json({"ids": [1, 5, 100], "probability": True})),
+    Case("predict_ids_labels", "POST", PREDICT, {"name": "user_churn"}, _json({"ids": [1, 5, 100], "probability": False})),
+    Case("predict_feature_rows", "POST", PREDICT, {"name": "user_churn"}, _json({"inputs": [[1.5, 30, 2, 4], [9.0, 1, 48, 0]]})),
+    Case("predict_malformed_json", "POST", PREDICT, {"name": "user_churn"}, '{"ids": [1, 5,'),
+    Case("predict_wrong_width", "POST", PREDICT, {"name": "user_churn"}, _json({"inputs": [[1.0, 2.0, 3.0]]})),
+    Case("predict_nan", "POST", PREDICT, {"name": "user_churn"}, '{"inputs": [[1.0, NaN, 3.0, 4.0]]}'),
+    Case("predict_unknown_ids", "POST", PREDICT, {"name": "user_churn"}, _json({"ids": [1, 999999]})),
+    Case("predict_unknown_model", "POST", PREDICT, {"name": "no_such_model"}, _json({"inputs": [[1.0]]})),
+    Case(
+        "batch_drive_stats",
+        "POST",
+        "/v1/predict",
+        body=_json({"predictions": [{"model_name": "drive_stats_a"}, {"model_name": "drive_stats_b"}]}),
+    ),
+    Case(
+        "batch_mixed_statuses",
+        "POST",
+        "/v1/predict",
+        body=_json(
+            {
+                "predictions": [
+                    {"model_name": "drive_stats_a"},
+                    {"model_name": "user_churn", "ids": [1, 5, 100], "probability": True},
+                    {"model_name": "no_such_model"},
+                    {"model_name": "user_churn", "inputs": [[1.0, 2.0]]},
+                ]
+            }
+        ),
+    ),
+    Case("batch_empty", "POST", "/v1/predict", body=_json({"predictions": []})),
+    Case("batch_malformed_json", "POST", "/v1/predict", body='{"predictions": ['),
+]
+
+
+def sam_command() -> str:
+    """The SAM CLI installed beside this Python (the project venv), else the one on PATH."""
+    beside = Path(sys.executable).parent / "sam"
+    return str(beside) if beside.exists() else "sam"
+
+
+def sam_event(method: str, path: str, body: str) -> dict[str, Any]:
+    """What `sam local generate-event` prints for an HTTP API request."""
+    command = [sam_command(), "local", "generate-event", "apigateway", "http-api-proxy"]
+    command += ["--method", method, "--path", path.lstrip("/"), "--body", body]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def build_event(case: Case) -> dict[str, Any]:
+    event = sam_event(case.method, case.path, case.body or "")
+    route_key = f"{case.method} {case.route}"
+    event.update(
+        routeKey=route_key,
+        rawPath=case.path,
+        rawQueryString="",
+        headers={
+            "accept": "application/json",
+            "content-length": str(len((case.body or "").encode())),
+            "content-type": "application/json",
+            "host": "api-id.execute-api.us-east-1.amazonaws.com",
+            "user-agent": "curl/8.5.0",
+        },
+        isBase64Encoded=False,
+        body=case.body,
+    )
+    for optional in ("cookies", "queryStringParameters", "stageVariables"):
+        event.pop(optional, None)
+    if case.path_params:
+        event["pathParameters"] = dict(case.path_params)
+    else:
+        event.pop("pathParameters", None)
+    if case.body is None:
+        event.pop("body")
+        del event["headers"]["content-type"]
+        del event["headers"]["content-length"]
+    context = event["requestContext"]
+    context.pop("authentication", None)
+    context.pop("authorizer", None)
+    context["routeKey"] = route_key
+    context["http"].update(method=case.method, path=case.path, sourceIp="203.0.113.10", userAgent="curl/8.5.0")
+    context["requestId"] = f"{case.name}-0001"
+    return event
+
+
+def main() -> int:
+    EVENTS_DIR.mkdir(exist_ok=True)
+    for case in CASES:
+        (EVENTS_DIR / f"{case.name}.json").write_text(json.dumps(build_event(case), indent=2) + "\n")
+        print(f"wrote events/{case.name}.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

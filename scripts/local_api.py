@@ -1,0 +1,171 @@
+"""Serve the API locally the way the template defines it, with S3 emulated by a moto server.
+
+    python scripts/local_api.py [--port 3000] [--moto-port 5055]
+
+Starts a moto S3 server on 127.0.0.1, creates a bucket, publishes models/ to it,
+then serves every function's FastAPI app under the routes `template.yaml` gives
+it, on http://127.0.0.1:PORT. No AWS account and no Docker needed; `sam local
+start-api` serves the same routes from Lambda containers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL_BUCKET = "local-models"
+
+
+@dataclass(frozen=True)
+class Route:
+    function: str
+    method: str
+    path: str
+    code_uri: Path
+    handler: str
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        regex = re.sub(r"\{[^/{}]+\+\}", ".+", self.path)
+        regex = re.sub(r"\{([^/{}]+)\}", r"[^/]+", regex)
+        return re.compile(f"^{regex}$")
+
+
+class _CloudFormationLoader(yaml.SafeLoader):
+    """Reads template.yaml, keeping intrinsic functions (!Ref, !Sub...) as plain values."""
+
+
+_CloudFormationLoader.add_multi_constructor(
+    "!", lambda loader, suffix, node: loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode) else None
+)
+
+
+def load_template(template: Path = ROOT / "template.yaml") -> dict[str, Any]:
+    return yaml.load(template.read_text(), Loader=_CloudFormationLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def template_routes(template: Path = ROOT / "template.yaml") -> list[Route]:
+    """Every HttpApi event of every function in the template."""
+    doc = load_template(template)
+    routes = []
+    for name, resource in doc["Resources"].items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        props = resource["Properties"]
+        for event in props.get("Events", {}).values():
+            if event["Type"] == "HttpApi":
+                p = event["Properties"]
+                routes.append(Route(name, p["Method"].upper(), p["Path"], template.parent / props["CodeUri"], props["Handler"]))
+    return routes
+
+
+def load_function_app(route: Route) -> Any:
+    """The ASGI app behind a function's handler (the FastAPI `app` its module wraps with Mangum)."""
+    module_name, _, _ = route.handler.rpartition(".")
+    unique = f"{route.function}_{module_name}"
+    if unique not in sys.modules:
+        spec = importlib.util.spec_from_file_location(unique, route.code_uri / f"{module_name}.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[unique] = module
+        spec.loader.exec_module(module)
+    return sys.modules[unique].app
+
+
+class LocalApi:
+    """An ASGI app that sends each request to the function the template routes it to."""
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        self._routes = [(r.pattern, r.method, load_function_app(r)) for r in routes]
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            message = await receive()
+            while message["type"] != "lifespan.shutdown":
+                await send({"type": message["type"] + ".complete"})
+                message = await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        matching = [(m, app) for pattern, m, app in self._routes if pattern.match(scope["path"])]
+        chosen = next((app for m, app in matching if m == scope["method"]), None) or (matching[0][1] if matching else None)
+        if chosen is None:
+            await _not_found(send)
+            return
+        await chosen(scope, receive, send)
+
+
+async def _not_found(send: Any) -> None:
+    body = b'{"message":"Not Found"}'
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 404, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def start_moto(port: int, host: str = "127.0.0.1") -> Any:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    return server
+
+
+def seed_bucket(endpoint: str, bucket: str = LOCAL_BUCKET) -> list[str]:
+    import boto3
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from publish_models import publish
+
+    s3 = boto3.client("s3", endpoint_url=endpoint)
+    s3.create_bucket(Bucket=bucket)
+    return publish(s3, bucket)
+
+
+def configure_environment(endpoint: str, bucket: str = LOCAL_BUCKET) -> None:
+    """Fake credentials and the settings the template gives the functions, pointed at moto."""
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    os.environ.update(MODEL_BUCKET=bucket, S3_ENDPOINT_URL=endpoint)
+    os.environ.setdefault("MODEL_CACHE_DIR", str(ROOT / ".local" / "model-cache"))
+    sys.path.insert(0, str(ROOT / "layers" / "prediction"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=3000)
+    parser.add_argument("--moto-port", type=int, default=5055)
+    args = parser.parse_args(argv)
+
+    import uvicorn
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
+    moto = start_moto(args.moto_port)
+    endpoint = f"http://127.0.0.1:{args.moto_port}"
+    configure_environment(endpoint)
+    keys = seed_bucket(endpoint)
+    print(f"moto S3 on {endpoint}: s3://{LOCAL_BUCKET} holds {len(keys)} objects from models/", flush=True)
+    routes = template_routes()
+    for route in routes:
+        print(f"  {route.method:5} {route.path:30} -> {route.function}", flush=True)
+    print(f"serving on http://{args.host}:{args.port}  (Ctrl-C stops)", flush=True)
+    try:
+        uvicorn.run(LocalApi(routes), host=args.host, port=args.port, log_level="warning")
+    finally:
+        moto.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""The SAM template: valid and lint-clean, buildable, and in step with the apps and event files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, load_event
+from generate_events import sam_command
+from local_api import load_template, template_routes
+
+pytestmark = pytest.mark.sam
+
+
+def sam(*args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, SAM_CLI_TELEMETRY="0", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    return subprocess.run([sam_command(), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_sam_validate_lint_passes() -> None:
+    result = sam("validate", "--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+def test_sam_build_puts_the_library_in_the_layer_and_keeps_training_libraries_out() -> None:
+    result = sam("build")
+    assert result.returncode == 0, result.stdout + result.stderr
+    layer = ROOT / ".aws-sam" / "build" / "PredictionLayer" / "python"
+    for package in ("prediction_service", "onnxruntime", "numpy", "fastapi", "mangum", "pydantic", "yaml"):
+        assert (layer / package).is_dir(), f"{package} missing from the layer"
+    for training_only in ("sklearn", "skl2onnx", "pandas", "pyarrow", "moto"):
+        assert not (layer / training_only).exists(), f"{training_only} must not ship in the layer"
+    for function in ("PredictFunction", "BatchPredictFunction"):
+        assert (ROOT / ".aws-sam" / "build" / function / "app.py").is_file()
+
+
+def test_every_route_has_a_function_app_route_and_an_event_file() -> None:
+    routes = {(r.method, r.path) for r in template_routes()}
+    assert routes == {
+        ("GET", "/v1/models"),
+        ("GET", "/v1/models/{name}/predict"),
+        ("POST", "/v1/models/{name}/predict"),
+        ("POST", "/v1/predict"),
+    }
+    event_routes = {tuple(load_event(p)["routeKey"].split(" ", 1)) for p in (ROOT / "events").glob("*.json")}
+    assert routes <= event_routes
+
+
+def test_functions_may_only_read_objects_under_the_model_prefix() -> None:
+    resources = load_template()["Resources"]
+    functions = [r for r in resources.values() if r["Type"] == "AWS::Serverless::Function"]
+    assert functions
+    for function in functions:
+        statements = [s for policy in function["Properties"]["Policies"] for s in policy["Statement"]]
+        assert [(s["Effect"], s["Action"], s["Resource"]) for s in statements] == [
+            ("Allow", "s3:GetObject", "${ModelBucket.Arn}/${ModelPrefix}*")
+        ]
+
+
+def test_model_bucket_is_private_encrypted_versioned_and_tls_only() -> None:
+    resources = load_template()["Resources"]
+    bucket = resources["ModelBucket"]["Properties"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["VersioningConfiguration"]["Status"] == "Enabled"
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    (deny,) = resources["ModelBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}

@@ -1,0 +1,74 @@
+"""The manifest: the shipped one is valid and names only safe relative keys; bad ones are refused."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import yaml
+from conftest import ROOT
+from prediction_service.errors import ManifestError, ModelNotFoundError
+from prediction_service.manifest import Manifest
+
+SHIPPED = (ROOT / "models" / "manifest.yaml").read_bytes()
+SHA = "a" * 64
+
+
+def manifest_with(**fields: object) -> bytes:
+    model = {"name": "m", "version": "1", "kind": "classifier", "file": "m.onnx", "sha256": SHA}
+    model.update(classes=["a", "b"], inputs=["x"])
+    model.update(fields)
+    return yaml.safe_dump({"models": [model]}).encode()
+
+
+def test_shipped_manifest_checksums_match_the_committed_files() -> None:
+    manifest = Manifest.parse(SHIPPED)
+    for spec in manifest.models:
+        for ref in (spec, spec.dataset or spec.features):
+            assert ref is not None
+            assert hashlib.sha256((ROOT / "models" / ref.file).read_bytes()).hexdigest() == ref.sha256
+
+
+def test_shipped_manifest_maps_the_playground_block_to_the_classifier() -> None:
+    manifest = Manifest.parse(SHIPPED)
+    spec = manifest.find_block("ml_inference_online", "ml/inference/online/predictions")
+    assert spec is not None and spec.kind == "classifier"
+    assert manifest.find_block("ml_inference_online", "drive_stats_a") is None
+
+
+def test_unknown_name_raises_not_found() -> None:
+    with pytest.raises(ModelNotFoundError, match="not in the manifest"):
+        Manifest.parse(SHIPPED).get("../secrets")
+
+
+@pytest.mark.parametrize("path", ["../x.onnx", "/abs.onnx", "a/../b.onnx", "a//b.onnx", "a\\b.onnx", "./a.onnx", ""])
+def test_paths_outside_the_prefix_are_refused(path: str) -> None:
+    with pytest.raises(ManifestError, match="relative path"):
+        Manifest.parse(manifest_with(file=path))
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"kind": "forecast"}, "needs lookback, horizon, dataset"),
+        ({"classes": None}, "needs classes"),
+        ({"sha256": "abc"}, "sha256"),
+        ({"name": "has/slash"}, "name"),
+        ({"unexpected": 1}, "unexpected"),
+    ],
+)
+def test_invalid_models_are_refused_with_a_reason(fields: dict[str, object], message: str) -> None:
+    with pytest.raises(ManifestError, match=message):
+        Manifest.parse(manifest_with(**fields))
+
+
+def test_duplicate_names_are_refused() -> None:
+    doc = yaml.safe_load(manifest_with())
+    doc["models"].append(dict(doc["models"][0]))
+    with pytest.raises(ManifestError, match="unique"):
+        Manifest.parse(yaml.safe_dump(doc).encode())
+
+
+def test_not_yaml_is_a_manifest_error() -> None:
+    with pytest.raises(ManifestError):
+        Manifest.parse(b"models: [unclosed")

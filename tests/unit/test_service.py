@@ -1,0 +1,91 @@
+"""The prediction service over moto S3: statuses, batch isolation and parallelism."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import jsonschema
+from conftest import BUCKET, ROOT
+from prediction_service.runtime import default_service
+from prediction_service.schemas import PredictRequest
+from prediction_service.service import PredictionService
+
+SCHEMA = __import__("json").loads((ROOT / "tests/contract/batch_predict.schema.json").read_text())
+
+
+def test_forecast_from_the_models_own_data(s3: Any) -> None:
+    outcome = default_service().predict("drive_stats_b", PredictRequest())
+    assert outcome.http_status == 200
+    assert outcome.response.model_version == "1.0" and len(outcome.response.prediction or []) == 3
+
+
+def test_forecast_refuses_several_windows(s3: Any) -> None:
+    outcome = default_service().predict("drive_stats_a", PredictRequest(inputs=[[0.5] * 30, [0.5] * 30]))
+    assert outcome.http_status == 400 and "one window" in (outcome.response.error_message or "")
+
+
+def test_classifier_get_without_inputs_is_a_bad_request(s3: Any) -> None:
+    outcome = default_service().predict("user_churn", PredictRequest())
+    assert outcome.http_status == 400 and "inputs" in (outcome.response.error_message or "")
+
+
+def test_list_models_reports_which_models_are_loaded(s3: Any) -> None:
+    service = default_service()
+    assert not any(m.loaded for m in service.list_models().models)
+    service.predict("drive_stats_a", PredictRequest())
+    loaded = {m.name: m.loaded for m in service.list_models().models}
+    assert loaded == {"drive_stats_a": True, "drive_stats_b": False, "user_churn": False}
+
+
+def test_a_model_missing_from_s3_fails_alone_in_a_batch(s3: Any) -> None:
+    s3.delete_object(Bucket=BUCKET, Key="models/drive_stats_b.onnx")
+    body = default_service().predict_batch([{"model_name": "drive_stats_a"}, {"model_name": "drive_stats_b"}])
+    statuses = [(p.model_name, p.status.value) for p in body.predictions]
+    assert statuses == [("drive_stats_a", "Success"), ("drive_stats_b", "InternalError")]
+    assert "does not exist" in (body.predictions[1].error_message or "")
+    jsonschema.validate(body.model_dump(mode="json", exclude_none=True), SCHEMA["response"])
+
+
+def test_a_corrupted_model_is_an_internal_error_and_is_retried_once_fixed(s3: Any) -> None:
+    original = s3.get_object(Bucket=BUCKET, Key="models/user_churn.onnx")["Body"].read()
+    s3.put_object(Bucket=BUCKET, Key="models/user_churn.onnx", Body=b"corrupted")
+    service = default_service()
+    failed = service.predict("user_churn", PredictRequest(ids=[1]))
+    assert failed.http_status == 500 and "sha256" in (failed.response.error_message or "")
+    s3.put_object(Bucket=BUCKET, Key="models/user_churn.onnx", Body=original)
+    assert service.predict("user_churn", PredictRequest(ids=[1])).http_status == 200
+
+
+def test_batch_items_run_in_parallel(s3: Any, monkeypatch: Any) -> None:
+    """Two cold models: the second download starts before the first one ends."""
+    service: PredictionService = default_service()
+    store = service.registry._cache._store  # the real S3Store over moto
+    spans: list[tuple[float, float]] = []
+    lock = threading.Lock()
+    fetch = store.fetch
+
+    def slow_fetch(key: str, if_none_match: str | None = None) -> Any:
+        start = time.perf_counter()
+        time.sleep(0.3 if key.endswith(".onnx") else 0)
+        result = fetch(key, if_none_match)
+        if key.endswith(".onnx"):
+            with lock:
+                spans.append((start, time.perf_counter()))
+        return result
+
+    service.registry.manifest()  # load the manifest first, so only the models overlap
+    monkeypatch.setattr(store, "fetch", slow_fetch)
+    body = service.predict_batch([{"model_name": "drive_stats_a"}, {"model_name": "drive_stats_b"}])
+    assert [p.status.value for p in body.predictions] == ["Success", "Success"]
+    (start_a, end_a), (start_b, end_b) = sorted(spans)
+    assert start_b < end_a, "the second model's download waited for the first"
+
+
+def test_bad_batch_items_get_their_own_bad_request(s3: Any) -> None:
+    items: list[Any] = [{"model_name": "drive_stats_a"}, {"inputs": [[1.0]]}, {"model_name": "user_churn", "ids": "x"}]
+    body = default_service().predict_batch(items)
+    assert [p.status.value for p in body.predictions] == ["Success", "BadRequest", "BadRequest"]
+    assert body.predictions[1].model_name == "" and "model_name" in (body.predictions[1].error_message or "")
+    jsonschema.validate(body.model_dump(mode="json", exclude_none=True), SCHEMA["response"])
