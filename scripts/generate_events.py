@@ -10,6 +10,7 @@ The same files drive `sam local invoke -e events/<file>` and the pytest suites.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -21,13 +22,25 @@ ROOT = Path(__file__).resolve().parent.parent
 EVENTS_DIR = ROOT / "events"
 
 
+# A token for event files and tests only: its hash is what tests and `sam local` runs
+# configure (API_TOKEN_HASHES). Never configure it in a deployed stack.
+EVENT_TOKEN = "event-files-test-token-not-for-production"
+EVENT_TOKEN_HASH = hashlib.sha256(EVENT_TOKEN.encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class Case:
+    """One request. `auth`: "gateway" = passed API Gateway's authorizer (header and its
+    context), "none" = no header, or a literal Authorization header sent without the
+    gateway. `authorizer`: the event is the authorizer's, not the route function's."""
+
     name: str
     method: str
     route: str  # the template's path, with {name}
     path_params: dict[str, str] = field(default_factory=dict)
     body: str | None = None
+    auth: str = "gateway"
+    authorizer: bool = False
 
     @property
     def path(self) -> str:
@@ -43,6 +56,29 @@ def _json(value: Any) -> str:
 
 WINDOW = [round(0.45 + 0.004 * i, 3) for i in range(30)]
 PREDICT = "/v1/models/{name}/predict"
+
+PLAYGROUND_RUN = {
+    "run": {
+        "pipeline_uuid": "ml_inference_online",
+        "block_uuid": "ml/inference/online/predictions",
+        "project": "machine_learning",
+        "variables": {"probability": True, "user_ids": [1, 5, 100]},
+        "record": True,
+        "store_variables": True,
+        "run_upstream_blocks": False,
+        "incomplete_only": False,
+    }
+}
+
+
+def run_with(**changes: Any) -> str:
+    run = json.loads(json.dumps(PLAYGROUND_RUN))
+    variables = changes.pop("variables", None)
+    if variables is not None:
+        run["run"]["variables"] = variables
+    run["run"].update(changes)
+    return _json(run)
+
 
 CASES = [
     Case("list_models", "GET", "/v1/models"),
@@ -81,6 +117,20 @@ CASES = [
     ),
     Case("batch_empty", "POST", "/v1/predict", body=_json({"predictions": []})),
     Case("batch_malformed_json", "POST", "/v1/predict", body='{"predictions": ['),
+    Case("predict_without_token", "POST", PREDICT, {"name": "user_churn"}, _json({"ids": [1]}), auth="none"),
+    Case("predict_wrong_token", "POST", PREDICT, {"name": "user_churn"}, _json({"ids": [1]}), auth="Bearer wrong-token-0123456789abcdef"),
+    Case("list_models_direct_with_token", "GET", "/v1/models", auth=f"Bearer {EVENT_TOKEN}"),
+    Case("runs_document_probability", "POST", "/api/runs", body=_json(PLAYGROUND_RUN)),
+    Case("runs_document_labels", "POST", "/api/runs", body=run_with(variables={"probability": False, "user_ids": [1, 5, 100]})),
+    Case("runs_without_record", "POST", "/api/runs", body=run_with(record=False)),
+    Case("runs_reload_upstream", "POST", "/api/runs", body=run_with(run_upstream_blocks=True)),
+    Case("runs_unknown_block", "POST", "/api/runs", body=run_with(block_uuid="ml/no/such/block")),
+    Case("runs_unknown_user_ids", "POST", "/api/runs", body=run_with(variables={"user_ids": [1, 424242]})),
+    Case("runs_bad_variables", "POST", "/api/runs", body=run_with(variables={"user_ids": "1,5,100"})),
+    Case("runs_missing_block", "POST", "/api/runs", body=_json({"run": {"pipeline_uuid": "ml_inference_online"}})),
+    Case("authorizer_valid_token", "GET", "/v1/models", auth=f"Bearer {EVENT_TOKEN}", authorizer=True),
+    Case("authorizer_wrong_token", "GET", "/v1/models", auth="Bearer wrong-token-0123456789abcdef", authorizer=True),
+    Case("authorizer_malformed_header", "GET", "/v1/models", auth=f"Token {EVENT_TOKEN}", authorizer=True),
 ]
 
 
@@ -131,6 +181,31 @@ def build_event(case: Case) -> dict[str, Any]:
     context["routeKey"] = route_key
     context["http"].update(method=case.method, path=case.path, sourceIp="203.0.113.10", userAgent="curl/8.5.0")
     context["requestId"] = f"{case.name}-0001"
+    header = f"Bearer {EVENT_TOKEN}" if case.auth == "gateway" else None if case.auth == "none" else case.auth
+    if header is not None:
+        event["headers"]["authorization"] = header
+    if case.auth == "gateway":
+        context["authorizer"] = {"lambda": {"principal": f"token:{EVENT_TOKEN_HASH[:8]}"}}
+    if case.authorizer:
+        return authorizer_event(event, header)
+    return event
+
+
+def authorizer_event(request: dict[str, Any], header: str | None) -> dict[str, Any]:
+    """The payload 2.0 event API Gateway sends a REQUEST authorizer for that request."""
+    context = request["requestContext"]
+    method, path = context["http"]["method"], context["http"]["path"]
+    event = {
+        "version": "2.0",
+        "type": "REQUEST",
+        "routeArn": f"arn:aws:execute-api:us-east-1:{context['accountId']}:{context['apiId']}/{context['stage']}/{method}{path}",
+        "identitySource": [header] if header else [],
+        "routeKey": request["routeKey"],
+        "rawPath": request["rawPath"],
+        "rawQueryString": request["rawQueryString"],
+        "headers": request["headers"],
+        "requestContext": context,
+    }
     return event
 
 

@@ -11,6 +11,7 @@ start-api` serves the same routes from Lambda containers.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import logging
 import os
@@ -24,6 +25,7 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
 LOCAL_BUCKET = "local-models"
 
 
@@ -123,7 +125,6 @@ def start_moto(port: int, host: str = "127.0.0.1") -> Any:
 def seed_bucket(endpoint: str, bucket: str = LOCAL_BUCKET) -> list[str]:
     import boto3
 
-    sys.path.insert(0, str(ROOT / "scripts"))
     from publish_models import publish
 
     s3 = boto3.client("s3", endpoint_url=endpoint)
@@ -141,6 +142,21 @@ def configure_environment(endpoint: str, bucket: str = LOCAL_BUCKET) -> None:
     sys.path.insert(0, str(ROOT / "layers" / "prediction"))
 
 
+def local_token() -> str:
+    """The token `make run` accepts: $API_TOKEN, else one made once and kept in .local/api-token."""
+    token = os.environ.get("API_TOKEN", "").strip()
+    if token:
+        return token
+    path = ROOT / ".local" / "api-token"
+    if not path.exists():
+        from new_token import new_token
+
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(new_token()[0] + "\n")
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1")
@@ -154,12 +170,15 @@ def main(argv: list[str] | None = None) -> int:
     moto = start_moto(args.moto_port)
     endpoint = f"http://127.0.0.1:{args.moto_port}"
     configure_environment(endpoint)
+    token = local_token()
+    os.environ["API_TOKEN_HASHES"] = hashlib.sha256(token.encode()).hexdigest()
     keys = seed_bucket(endpoint)
     print(f"moto S3 on {endpoint}: s3://{LOCAL_BUCKET} holds {len(keys)} objects from models/", flush=True)
     routes = template_routes()
     for route in routes:
         print(f"  {route.method:5} {route.path:30} -> {route.function}", flush=True)
     print(f"serving on http://{args.host}:{args.port}  (Ctrl-C stops)", flush=True)
+    print(f"every request needs the header:  Authorization: Bearer {token}", flush=True)
     try:
         uvicorn.run(LocalApi(routes), host=args.host, port=args.port, log_level="warning")
     finally:

@@ -26,7 +26,20 @@ os.environ.update(
     MODEL_BUCKET=BUCKET,
 )
 os.environ.pop("S3_ENDPOINT_URL", None)
+os.environ.pop("API_TOKEN_HASHES_PARAMETER", None)
 os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture(autouse=True)
+def token_hashes(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Accept the event files' test token, and rebuild the verifier around each test."""
+    from generate_events import EVENT_TOKEN_HASH
+    from prediction_service.auth import default_verifier
+
+    monkeypatch.setenv("API_TOKEN_HASHES", EVENT_TOKEN_HASH)
+    default_verifier.cache_clear()
+    yield EVENT_TOKEN_HASH
+    default_verifier.cache_clear()
 
 
 @pytest.fixture
@@ -39,7 +52,7 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def s3(cache_dir: Path) -> Iterator[Any]:
     """moto's S3 with the bucket holding models/ as `make publish-models` uploads it."""
-    from prediction_service.runtime import default_service
+    from prediction_service.runtime import default_runner, default_service
     from publish_models import publish
 
     with mock_aws():
@@ -47,8 +60,10 @@ def s3(cache_dir: Path) -> Iterator[Any]:
         client.create_bucket(Bucket=BUCKET)
         publish(client, BUCKET)
         default_service.cache_clear()
+        default_runner.cache_clear()
         yield client
         default_service.cache_clear()
+        default_runner.cache_clear()
 
 
 def load_function(name: str) -> ModuleType:

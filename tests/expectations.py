@@ -1,4 +1,4 @@
-"""What each event file in events/ must produce: HTTP status, and per-item statuses for batches.
+"""What each event file in events/ must produce.
 
 Shared by the in-process event tests and the `sam local invoke` tests, so both
 check the same behaviour from the same files.
@@ -9,35 +9,60 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # function directory (functions/<dir>) -> the SAM logical id serving it
-FUNCTIONS = {"predict": "PredictFunction", "batch": "BatchPredictFunction"}
+FUNCTIONS = {
+    "predict": "PredictFunction",
+    "batch": "BatchPredictFunction",
+    "runs": "RunsFunction",
+    "authorizer": "AuthorizerFunction",
+}
 
 
 @dataclass(frozen=True)
 class Expected:
     function: str
-    status_code: int
-    status: str | None = None  # the body's "status" for single-model answers
+    status_code: int | None = None  # HTTP status (route functions)
+    status: str | None = None  # the body's "status" for single-model answers and errors
     item_statuses: list[str] = field(default_factory=list)  # batch answers, in order
+    run_output: bool = False  # a playground answer {"run": {"output": [...]}}
+    authorized: bool | None = None  # authorizer answers
+
+
+def predict(status_code: int, status: str | None = None) -> Expected:
+    return Expected("predict", status_code, status)
 
 
 EXPECTED: dict[str, Expected] = {
-    "list_models.json": Expected("predict", 200),
-    "forecast_drive_stats_a.json": Expected("predict", 200, "Success"),
-    "forecast_unknown_model.json": Expected("predict", 404, "BadRequest"),
-    "forecast_classifier_without_inputs.json": Expected("predict", 400, "BadRequest"),
-    "predict_forecast_window.json": Expected("predict", 200, "Success"),
-    "predict_ids_probability.json": Expected("predict", 200, "Success"),
-    "predict_ids_labels.json": Expected("predict", 200, "Success"),
-    "predict_feature_rows.json": Expected("predict", 200, "Success"),
-    "predict_malformed_json.json": Expected("predict", 400, "BadRequest"),
-    "predict_wrong_width.json": Expected("predict", 400, "BadRequest"),
-    "predict_nan.json": Expected("predict", 400, "BadRequest"),
-    "predict_unknown_ids.json": Expected("predict", 400, "BadRequest"),
-    "predict_unknown_model.json": Expected("predict", 404, "BadRequest"),
+    "list_models.json": predict(200),
+    "list_models_direct_with_token.json": predict(200),
+    "forecast_drive_stats_a.json": predict(200, "Success"),
+    "forecast_unknown_model.json": predict(404, "BadRequest"),
+    "forecast_classifier_without_inputs.json": predict(400, "BadRequest"),
+    "predict_forecast_window.json": predict(200, "Success"),
+    "predict_ids_probability.json": predict(200, "Success"),
+    "predict_ids_labels.json": predict(200, "Success"),
+    "predict_feature_rows.json": predict(200, "Success"),
+    "predict_malformed_json.json": predict(400, "BadRequest"),
+    "predict_wrong_width.json": predict(400, "BadRequest"),
+    "predict_nan.json": predict(400, "BadRequest"),
+    "predict_unknown_ids.json": predict(400, "BadRequest"),
+    "predict_unknown_model.json": predict(404, "BadRequest"),
+    "predict_without_token.json": predict(401),
+    "predict_wrong_token.json": predict(401),
     "batch_drive_stats.json": Expected("batch", 200, item_statuses=["Success", "Success"]),
     "batch_mixed_statuses.json": Expected(
         "batch", 200, item_statuses=["Success", "Success", "BadRequest", "BadRequest"]
     ),
     "batch_empty.json": Expected("batch", 400, "BadRequest"),
     "batch_malformed_json.json": Expected("batch", 400, "BadRequest"),
+    "runs_document_probability.json": Expected("runs", 200, run_output=True),
+    "runs_document_labels.json": Expected("runs", 200, run_output=True),
+    "runs_without_record.json": Expected("runs", 200, run_output=True),
+    "runs_reload_upstream.json": Expected("runs", 200, run_output=True),
+    "runs_unknown_block.json": Expected("runs", 400, "BadRequest"),
+    "runs_unknown_user_ids.json": Expected("runs", 400, "BadRequest"),
+    "runs_bad_variables.json": Expected("runs", 400, "BadRequest"),
+    "runs_missing_block.json": Expected("runs", 400, "BadRequest"),
+    "authorizer_valid_token.json": Expected("authorizer", authorized=True),
+    "authorizer_wrong_token.json": Expected("authorizer", authorized=False),
+    "authorizer_malformed_header.json": Expected("authorizer", authorized=False),
 }

@@ -8,8 +8,8 @@ from typing import Any
 
 import jsonschema
 import pytest
-from conftest import ROOT, lambda_context, load_event, load_function
-from expectations import EXPECTED
+from conftest import BUCKET, ROOT, lambda_context, load_event, load_function
+from expectations import EXPECTED, FUNCTIONS, Expected
 
 EVENT_FILES = sorted((ROOT / "events").glob("*.json"))
 SCHEMA = json.loads((ROOT / "tests" / "contract" / "batch_predict.schema.json").read_text())
@@ -17,7 +17,7 @@ SCHEMA = json.loads((ROOT / "tests" / "contract" / "batch_predict.schema.json").
 
 @pytest.fixture(scope="module")
 def functions() -> dict[str, Any]:
-    return {name: load_function(name) for name in ("predict", "batch")}
+    return {name: load_function(name) for name in FUNCTIONS}
 
 
 def test_every_event_file_has_an_expectation() -> None:
@@ -28,7 +28,15 @@ def test_every_event_file_has_an_expectation() -> None:
 def test_event_file(path: Path, s3: Any, functions: dict[str, Any]) -> None:
     expected = EXPECTED[path.name]
     result = functions[expected.function].handler(load_event(path), lambda_context())
+    check_result(expected, result)
 
+
+def check_result(expected: Expected, result: dict[str, Any]) -> None:
+    """Assert one handler result against its expectation (also used by the sam local tests)."""
+    if expected.authorized is not None:
+        assert result["isAuthorized"] is expected.authorized
+        assert (result.get("context") or {}).get("principal", "").startswith("token:") == expected.authorized
+        return
     assert result["statusCode"] == expected.status_code, result["body"]
     assert result["headers"]["content-type"] == "application/json"
     body = json.loads(result["body"])
@@ -43,6 +51,11 @@ def test_event_file(path: Path, s3: Any, functions: dict[str, Any]) -> None:
         assert [item["status"] for item in body["predictions"]] == expected.item_statuses
         for item in body["predictions"]:
             assert (item["status"] == "Success") == ("error_message" not in item)
+    if expected.run_output:
+        (output,) = body["run"]["output"]
+        assert isinstance(output, list) and len(output) == 3
+    if expected.status_code == 401:
+        assert body["message"] == "Unauthorized" and "Bearer" in body["error_message"]
 
 
 def test_forecast_event_returns_horizon_values_for_the_model(s3: Any, functions: dict[str, Any]) -> None:
@@ -87,6 +100,10 @@ def test_event_files_have_the_shape_sam_generates() -> None:
     optional = {"cookies", "queryStringParameters", "stageVariables", "pathParameters", "body"}
     for path in EVENT_FILES:
         event = load_event(path)
+        if EXPECTED[path.name].function == "authorizer":
+            assert event["type"] == "REQUEST" and event["version"] == "2.0"
+            assert set(event["requestContext"]) <= set(reference["requestContext"]), path.name
+            continue
         assert set(reference) - optional <= set(event) <= set(reference), path.name
         assert set(event["requestContext"]) <= set(reference["requestContext"]), path.name
         assert event["routeKey"] == event["requestContext"]["routeKey"]
@@ -101,3 +118,15 @@ def test_event_files_are_what_the_generator_writes() -> None:
     assert {f"{c.name}.json" for c in CASES} == {p.name for p in EVENT_FILES}
     case = next(c for c in CASES if c.name == "predict_nan")
     assert build_event(case) == load_event(ROOT / "events" / "predict_nan.json")
+
+
+def test_document_run_event_writes_its_record_to_s3(s3: Any, functions: dict[str, Any]) -> None:
+    context = lambda_context()
+    result = functions["runs"].handler(load_event(ROOT / "events/runs_document_probability.json"), context)
+    assert result["statusCode"] == 200
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="records/")["Contents"]]
+    (key,) = keys
+    assert key.endswith(f"/{context.aws_request_id}.json")
+    record = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    assert record["output"] == json.loads(result["body"])["run"]["output"]
+    assert record["block_uuid"] == "ml/inference/online/predictions" and record["project"] == "machine_learning"

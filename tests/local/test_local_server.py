@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -21,6 +22,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+TOKEN = "local-server-test-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port, moto_port = free_port(), free_port()
@@ -30,13 +35,14 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=ROOT,
+        env={**os.environ, "API_TOKEN": TOKEN, "MODEL_CACHE_DIR": str(tmp_path_factory.mktemp("cache"))},
     )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
             try:
-                httpx.get(f"{url}/v1/models", timeout=1)
+                httpx.get(f"{url}/v1/models", headers=AUTH, timeout=1)
                 break
             except httpx.TransportError:
                 if process.poll() is not None or time.monotonic() > deadline:
@@ -51,7 +57,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def test_documented_get_predict(base_url: str) -> None:
     # curl "http://localhost:3000/v1/models/my_model_name/predict"
-    body = httpx.get(f"{base_url}/v1/models/drive_stats_a/predict").json()
+    body = httpx.get(f"{base_url}/v1/models/drive_stats_a/predict", headers=AUTH).json()
     assert body["status"] == "Success" and body["lookback"] == 30 and len(body["prediction"]) == 3
 
 
@@ -59,7 +65,7 @@ def test_documented_batch_sent_as_curl_sends_it(base_url: str) -> None:
     # curl --request POST --url .../v1/predict --data '{...}': curl labels it form-urlencoded
     data = '{"predictions": [{"model_name": "drive_stats_a"}, {"model_name": "drive_stats_b"}]}'
     response = httpx.post(
-        f"{base_url}/v1/predict", content=data, headers={"content-type": "application/x-www-form-urlencoded"}
+        f"{base_url}/v1/predict", content=data, headers={"content-type": "application/x-www-form-urlencoded", **AUTH}
     )
     assert response.status_code == 200
     body = response.json()
@@ -68,11 +74,44 @@ def test_documented_batch_sent_as_curl_sends_it(base_url: str) -> None:
 
 
 def test_unknown_route_is_a_json_404(base_url: str) -> None:
-    response = httpx.get(f"{base_url}/v2/nothing")
+    response = httpx.get(f"{base_url}/v2/nothing", headers=AUTH)
     assert response.status_code == 404 and response.json() == {"message": "Not Found"}
 
 
 def test_bad_request_over_http(base_url: str) -> None:
-    response = httpx.post(f"{base_url}/v1/models/user_churn/predict", json={"inputs": [[1, 2]]})
+    response = httpx.post(f"{base_url}/v1/models/user_churn/predict", json={"inputs": [[1, 2]]}, headers=AUTH)
     assert response.status_code == 400
     assert response.json()["error_message"] == "each input row must have 4 values, got 2"
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-token-0123456789abcdef"}, {"Authorization": TOKEN}])
+def test_every_route_refuses_requests_without_a_valid_token(base_url: str, headers: dict[str, str]) -> None:
+    for method, path in [("GET", "/v1/models"), ("GET", "/v1/models/drive_stats_a/predict"),
+                         ("POST", "/v1/models/user_churn/predict"), ("POST", "/v1/predict"), ("POST", "/api/runs")]:
+        response = httpx.request(method, f"{base_url}{path}", headers=headers, json={})
+        assert response.status_code == 401, (method, path)
+        assert response.json()["message"] == "Unauthorized"
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_documented_playground_request_with_probability_and_labels(base_url: str) -> None:
+    payload = {
+        "run": {
+            "pipeline_uuid": "ml_inference_online",
+            "block_uuid": "ml/inference/online/predictions",
+            "project": "machine_learning",
+            "variables": {"probability": True, "user_ids": [1, 5, 100]},
+            "record": True,
+            "store_variables": True,
+            "run_upstream_blocks": False,
+            "incomplete_only": False,
+        }
+    }
+    headers = {"Content-Type": "application/json", **AUTH}
+    probabilities = httpx.post(f"{base_url}/api/runs", json=payload, headers=headers)
+    assert probabilities.status_code == 200
+    (rows,) = probabilities.json()["run"]["output"]
+    assert len(rows) == 3 and all(len(r) == 2 and abs(sum(r) - 1) < 1e-5 for r in rows)
+    payload["run"]["variables"]["probability"] = False
+    labels = httpx.post(f"{base_url}/api/runs", json=payload, headers=headers).json()
+    assert labels == {"run": {"output": [[r.index(max(r)) for r in rows]]}}

@@ -34,7 +34,7 @@ def test_sam_build_puts_the_library_in_the_layer_and_keeps_training_libraries_ou
         assert (layer / package).is_dir(), f"{package} missing from the layer"
     for training_only in ("sklearn", "skl2onnx", "pandas", "pyarrow", "moto"):
         assert not (layer / training_only).exists(), f"{training_only} must not ship in the layer"
-    for function in ("PredictFunction", "BatchPredictFunction"):
+    for function in ("PredictFunction", "BatchPredictFunction", "RunsFunction", "AuthorizerFunction"):
         assert (ROOT / ".aws-sam" / "build" / function / "app.py").is_file()
 
 
@@ -45,20 +45,35 @@ def test_every_route_has_a_function_app_route_and_an_event_file() -> None:
         ("GET", "/v1/models/{name}/predict"),
         ("POST", "/v1/models/{name}/predict"),
         ("POST", "/v1/predict"),
+        ("POST", "/api/runs"),
     }
     event_routes = {tuple(load_event(p)["routeKey"].split(" ", 1)) for p in (ROOT / "events").glob("*.json")}
     assert routes <= event_routes
 
 
-def test_functions_may_only_read_objects_under_the_model_prefix() -> None:
-    resources = load_template()["Resources"]
-    functions = [r for r in resources.values() if r["Type"] == "AWS::Serverless::Function"]
-    assert functions
-    for function in functions:
-        statements = [s for policy in function["Properties"]["Policies"] for s in policy["Statement"]]
-        assert [(s["Effect"], s["Action"], s["Resource"]) for s in statements] == [
-            ("Allow", "s3:GetObject", "${ModelBucket.Arn}/${ModelPrefix}*")
-        ]
+def statements(function: str) -> list[tuple[str, str, str]]:
+    props = load_template()["Resources"][function]["Properties"]
+    return [(s["Effect"], s["Action"], s["Resource"]) for p in props["Policies"] for s in p["Statement"]]
+
+
+def test_each_function_gets_only_the_access_it_needs() -> None:
+    read_models = ("Allow", "s3:GetObject", "${ModelBucket.Arn}/${ModelPrefix}*")
+    assert statements("PredictFunction") == [read_models]
+    assert statements("BatchPredictFunction") == [read_models]
+    assert statements("RunsFunction") == [read_models, ("Allow", "s3:PutObject", "${ModelBucket.Arn}/${RecordsPrefix}*")]
+    ssm, kms = statements("AuthorizerFunction")
+    assert ssm[1] == "ssm:GetParameter" and ssm[2].endswith(":parameter${TokenHashesParameterName}")
+    assert kms[1] == "kms:Decrypt"
+
+
+def test_every_route_is_behind_the_bearer_token_authorizer() -> None:
+    api = load_template()["Resources"]["PredictionApi"]["Properties"]
+    assert api["Auth"]["DefaultAuthorizer"] == "BearerTokenAuthorizer"
+    authorizer = api["Auth"]["Authorizers"]["BearerTokenAuthorizer"]
+    assert authorizer["Identity"]["Headers"] == ["Authorization"] and authorizer["EnableSimpleResponses"] is True
+    for resource in load_template()["Resources"].values():
+        for event in resource.get("Properties", {}).get("Events", {}).values():
+            assert "Auth" not in event["Properties"], "no route may opt out of the authorizer"
 
 
 def test_model_bucket_is_private_encrypted_versioned_and_tls_only() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -12,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import __version__
+from .auth import bearer_token, default_verifier
 from .runtime import default_service
 from .service import Outcome, PredictionService, describe_errors, elapsed_ms
 
@@ -52,6 +54,55 @@ class FormBodyAsJson:
         await self.app(scope, receive, send)
 
 
+class BearerAuth:
+    """Refuses requests without a valid `Authorization: Bearer <token>` with 401.
+
+    Behind API Gateway the Lambda authorizer has already checked the token and put
+    its principal in the request context; only API Gateway can set that, so such
+    requests pass. Everything else (the local server, a direct invocation) is
+    checked here against the same token hashes.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or gateway_principal(scope):
+            await self.app(scope, receive, send)
+            return
+        header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
+        try:
+            principal = default_verifier().verify(header)
+        except Exception:
+            logger.exception("cannot check bearer tokens; refusing the request")
+            body = {"message": "Internal Server Error", "error_message": "authentication is not configured"}
+            await _send_json(send, 500, body)
+            return
+        if principal is None:
+            reason = "missing or malformed Authorization header" if bearer_token(header) is None else "unknown token"
+            logger.info("refused %s %s: %s", scope["method"], scope["path"], reason)
+            body = {"message": "Unauthorized", "error_message": f"{reason}: send 'Authorization: Bearer <token>'"}
+            await _send_json(send, 401, body, [(b"www-authenticate", b"Bearer")])
+            return
+        scope.setdefault("state", {})["principal"] = principal.id
+        await self.app(scope, receive, send)
+
+
+def gateway_principal(scope: Scope) -> str | None:
+    """The principal API Gateway's Lambda authorizer approved, if the request came through it."""
+    context = (scope.get("aws.event") or {}).get("requestContext") or {}
+    return ((context.get("authorizer") or {}).get("lambda") or {}).get("principal")
+
+
+async def _send_json(
+    send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    raw = json.dumps(body).encode()
+    all_headers = [(b"content-type", JSON.encode()), (b"content-length", str(len(raw)).encode()), *(headers or [])]
+    await send({"type": "http.response.start", "status": status, "headers": all_headers})
+    await send({"type": "http.response.body", "body": raw})
+
+
 def started_at(request: Request) -> float:
     return getattr(request.state, "started", time.perf_counter())
 
@@ -90,6 +141,7 @@ def create_app(title: str, description: str) -> FastAPI:
     # strict_content_type=False: a JSON body without a Content-Type header is still JSON.
     app = FastAPI(title=title, description=description, version=__version__, strict_content_type=False)
     app.add_middleware(FormBodyAsJson)
+    app.add_middleware(BearerAuth)
     app.add_middleware(RequestTimer)
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.add_exception_handler(Exception, _internal_error)

@@ -111,14 +111,15 @@ class ArtifactCache:
             with self._lock:
                 del self._inflight[key]
 
-    def invalidate(self, key: str | None = None) -> None:
-        """Forget one key (or all) in memory; disk copies stay and are re-verified on use."""
+    def invalidate(self, key: str, sha256: str | None = None) -> None:
+        """Forget `key` in memory and its disk copy, so the next `get` downloads it again."""
         with self._lock:
-            keys = [key] if key is not None else list(self._entries)
-            for k in keys:
-                entry = self._entries.pop(k, None)
-                if entry is not None:
-                    self._bytes -= entry.size
+            entry = self._entries.pop(key, None)
+            if entry is not None:
+                self._bytes -= entry.size
+        for digest in {sha256, entry.sha256 if entry else None} - {None}:
+            if self._dir is not None:
+                (self._dir / str(digest)).unlink(missing_ok=True)
 
     # -- internals -------------------------------------------------------------------
 

@@ -35,5 +35,21 @@ class ModelRegistry:
         data = spec.dataset or spec.features
         return [FileRef(file=spec.file, sha256=spec.sha256), *([data] if data else [])]
 
+    def reload(self, spec: ModelSpec) -> ModelSpec:
+        """Fetch the manifest and the model's files from S3 again; the spec as the new manifest has it."""
+        self._cache.invalidate(self._manifest_key)
+        fresh = self.spec(spec.name)
+        for ref in self.files_of(fresh):
+            self._cache.invalidate(self._key(ref.file), ref.sha256)
+        self.load(fresh)
+        return fresh
+
+    def load(self, spec: ModelSpec) -> None:
+        """Load whatever of the model's files is not cached yet."""
+        self.session(spec)
+        for ref in (spec.dataset, spec.features):
+            if ref is not None:
+                self.table(ref)
+
     def _key(self, relative: str) -> str:
         return self._prefix + relative

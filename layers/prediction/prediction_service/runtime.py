@@ -6,6 +6,7 @@ import functools
 
 from .cache import ArtifactCache
 from .registry import ModelRegistry
+from .runs import BlockRunner, RunRecorder
 from .service import PredictionService
 from .settings import Settings
 from .store import S3Store
@@ -23,3 +24,10 @@ def default_service() -> PredictionService:
     )
     registry = ModelRegistry(cache, prefix=settings.model_prefix, manifest_key=settings.manifest_key)
     return PredictionService(registry, batch_workers=settings.batch_workers)
+
+
+@functools.cache
+def default_runner() -> BlockRunner:
+    """Playground runs over the default service, recording to the model bucket."""
+    settings = Settings.from_env()
+    return BlockRunner(default_service(), RunRecorder(S3Store.from_settings(settings), settings.records_prefix))

@@ -11,6 +11,7 @@ class Settings:
     model_bucket: str
     model_prefix: str = "models/"
     manifest_name: str = "manifest.yaml"
+    records_prefix: str = "records/"
     s3_endpoint_url: str | None = None
     cache_dir: str = "/tmp/model-cache"
     cache_max_bytes: int = 256 * 1024 * 1024
@@ -29,15 +30,19 @@ class Settings:
         bucket = env.get("MODEL_BUCKET", "").strip()
         if not bucket:
             raise RuntimeError("MODEL_BUCKET is not set: name the S3 bucket that holds models/")
-        prefix = env.get("MODEL_PREFIX", cls.model_prefix)
-        if prefix and not prefix.endswith("/"):
-            prefix += "/"
         return cls(
             model_bucket=bucket,
-            model_prefix=prefix,
+            model_prefix=_as_prefix(env.get("MODEL_PREFIX", cls.model_prefix)),
+            records_prefix=_as_prefix(env.get("RECORDS_PREFIX", cls.records_prefix)),
             s3_endpoint_url=env.get("S3_ENDPOINT_URL") or None,
             cache_dir=env.get("MODEL_CACHE_DIR", cls.cache_dir),
             cache_max_bytes=int(env.get("MODEL_CACHE_MAX_BYTES", cls.cache_max_bytes)),
             revalidate_seconds=float(env.get("MODEL_REVALIDATE_SECONDS", cls.revalidate_seconds)),
             batch_workers=int(env.get("BATCH_WORKERS", cls.batch_workers)),
         )
+
+
+def _as_prefix(value: str) -> str:
+    """A key prefix ending in '/' (or empty for the bucket's root)."""
+    value = value.strip().lstrip("/")
+    return value if not value or value.endswith("/") else value + "/"

@@ -62,3 +62,13 @@ class S3Store:
             raise StoreError(f"could not read {where}: {code or exc}") from exc
         except BotoCoreError as exc:
             raise StoreError(f"could not reach S3 for {where}: {exc}") from exc
+
+    def put(self, key: str, body: bytes, content_type: str = "application/json") -> None:
+        where = f"s3://{self.bucket}/{key}"
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            raise StoreError(f"could not write {where}: {code or exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"could not reach S3 for {where}: {exc}") from exc

@@ -1,0 +1,87 @@
+"""Bearer tokens: checked against SHA-256 hashes, compared in constant time, never logged.
+
+The hashes come from an SSM SecureString parameter (deployed: its name in
+`API_TOKEN_HASHES_PARAMETER`, read once and cached for `max_age` seconds) or from
+`API_TOKEN_HASHES` (local runs and tests). Either holds hex digests separated by
+commas, spaces or newlines. Only hashes are stored, so a leaked parameter does not
+leak a usable token.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+_BEARER = re.compile(r"^(?i:bearer) +([A-Za-z0-9._~+/=-]{16,512})$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+TOKEN_HASHES_MAX_AGE = 300
+
+
+class AuthConfigError(RuntimeError):
+    """No token hashes are configured, or they are malformed: every request would be refused."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a valid token belongs to, named by the first characters of its hash (safe to log)."""
+
+    id: str
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None when missing or malformed."""
+    match = _BEARER.match((authorization or "").strip())
+    return match.group(1) if match else None
+
+
+def parse_hashes(raw: str) -> tuple[str, ...]:
+    hashes = tuple(h.lower() for h in re.split(r"[\s,]+", raw.strip()) if h)
+    bad = [h for h in hashes if not _HEX64.match(h)]
+    if bad or not hashes:
+        raise AuthConfigError("token hashes must be one or more SHA-256 hex digests")
+    return hashes
+
+
+class TokenVerifier:
+    def __init__(self, load_hashes: Callable[[], tuple[str, ...]]) -> None:
+        self._load_hashes = load_hashes
+
+    def verify(self, authorization: str | None) -> Principal | None:
+        """The principal of a valid bearer header; None for a missing, malformed or unknown token."""
+        token = bearer_token(authorization)
+        if token is None:
+            return None
+        presented = hash_token(token)
+        matched = False
+        for known in self._load_hashes():  # compare with every hash: timing says nothing about which
+            matched |= hmac.compare_digest(presented, known)
+        return Principal(id=f"token:{presented[:8]}") if matched else None
+
+
+def _ssm_hashes(parameter: str) -> tuple[str, ...]:
+    from aws_lambda_powertools.utilities import parameters
+
+    raw = parameters.get_parameter(parameter, decrypt=True, max_age=TOKEN_HASHES_MAX_AGE)
+    return parse_hashes(str(raw))
+
+
+@functools.cache
+def default_verifier() -> TokenVerifier:
+    """The verifier of this execution environment, configured from the environment."""
+    parameter = os.environ.get("API_TOKEN_HASHES_PARAMETER", "").strip()
+    if parameter:
+        return TokenVerifier(lambda: _ssm_hashes(parameter))
+    local = os.environ.get("API_TOKEN_HASHES", "")
+    if not local.strip():
+        raise AuthConfigError("set API_TOKEN_HASHES_PARAMETER (SSM) or API_TOKEN_HASHES to the token hashes")
+    hashes = parse_hashes(local)
+    return TokenVerifier(lambda: hashes)

@@ -1,0 +1,113 @@
+"""Bearer tokens: hashes from the environment or SSM (moto), refusals, nothing secret logged."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from conftest import ROOT, lambda_context, load_event, load_function
+from moto import mock_aws
+from prediction_service.auth import AuthConfigError, TokenVerifier, bearer_token, default_verifier, parse_hashes
+
+TOKEN = "a-valid-token-for-the-unit-tests"
+OTHER = "another-valid-token-0123456789"
+
+
+def hashed(*tokens: str) -> str:
+    return ",".join(hashlib.sha256(t.encode()).hexdigest() for t in tokens)
+
+
+@pytest.mark.parametrize(
+    ("header", "token"),
+    [
+        (f"Bearer {TOKEN}", TOKEN),
+        (f"bearer {TOKEN}", TOKEN),
+        (f"Bearer  {TOKEN} ", TOKEN),
+        (None, None),
+        ("", None),
+        ("Bearer", None),
+        (f"Basic {TOKEN}", None),
+        (f"Bearer {TOKEN} extra", None),
+        ("Bearer short", None),
+        ("Bearer has\"quote-in-the-middle-xx", None),
+    ],
+)
+def test_bearer_token_accepts_only_well_formed_headers(header: str | None, token: str | None) -> None:
+    assert bearer_token(header) == token
+
+
+def test_verifier_accepts_any_configured_token_and_nothing_else() -> None:
+    verifier = TokenVerifier(lambda: parse_hashes(hashed(TOKEN, OTHER)))
+    assert verifier.verify(f"Bearer {TOKEN}") is not None
+    assert verifier.verify(f"Bearer {OTHER}") is not None
+    assert verifier.verify("Bearer not-a-configured-token-xyz") is None
+    principal = verifier.verify(f"Bearer {TOKEN}")
+    assert principal is not None and TOKEN not in principal.id
+
+
+@pytest.mark.parametrize("raw", ["", "  ", "not-hex", "ab" * 31])
+def test_malformed_hash_lists_are_a_configuration_error(raw: str) -> None:
+    with pytest.raises(AuthConfigError):
+        parse_hashes(raw)
+
+
+def test_no_configuration_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("API_TOKEN_HASHES")
+    default_verifier.cache_clear()
+    with pytest.raises(AuthConfigError):
+        default_verifier()
+
+
+@pytest.fixture
+def ssm_hashes(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    with mock_aws():
+        ssm = boto3.client("ssm")
+        ssm.put_parameter(Name="/test/token-hashes", Type="SecureString", Value=hashed(TOKEN))
+        monkeypatch.setenv("API_TOKEN_HASHES_PARAMETER", "/test/token-hashes")
+        default_verifier.cache_clear()
+        yield ssm
+
+
+def test_hashes_are_read_from_an_ssm_secure_string_and_cached(ssm_hashes: Any) -> None:
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()
+    verifier = default_verifier()
+    assert verifier.verify(f"Bearer {TOKEN}") is not None
+    assert verifier.verify(f"Bearer {OTHER}") is None
+    # rotate in SSM: within max_age the cached hashes still answer (no SSM call per request)
+    ssm_hashes.put_parameter(Name="/test/token-hashes", Type="SecureString", Value=hashed(OTHER), Overwrite=True)
+    assert verifier.verify(f"Bearer {TOKEN}") is not None
+    parameters.clear_caches()  # what max_age expiry does
+    assert verifier.verify(f"Bearer {TOKEN}") is None
+    assert verifier.verify(f"Bearer {OTHER}") is not None
+
+
+def test_authorizer_refuses_when_ssm_cannot_be_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    with mock_aws():  # no parameter stored: reading it fails
+        monkeypatch.setenv("API_TOKEN_HASHES_PARAMETER", "/test/missing")
+        default_verifier.cache_clear()
+        from aws_lambda_powertools.utilities import parameters
+
+        parameters.clear_caches()
+        authorizer = load_function("authorizer")
+        result = authorizer.handler(load_event(ROOT / "events/authorizer_valid_token.json"), lambda_context())
+    assert result == {"isAuthorized": False}
+
+
+def test_tokens_never_reach_the_logs(s3: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    authorizer, predict = load_function("authorizer"), load_function("predict")
+    for name in ("authorizer_valid_token", "authorizer_wrong_token", "authorizer_malformed_header"):
+        authorizer.handler(load_event(ROOT / f"events/{name}.json"), lambda_context())
+    for name in ("predict_wrong_token", "list_models_direct_with_token"):
+        predict.handler(load_event(ROOT / f"events/{name}.json"), lambda_context())
+    from generate_events import EVENT_TOKEN
+
+    assert caplog.records, "the refusals should be logged"
+    for secret in (EVENT_TOKEN, "wrong-token-0123456789abcdef"):
+        assert secret not in caplog.text
