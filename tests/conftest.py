@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
+from support import BUCKET
 
-ROOT = Path(__file__).resolve().parent.parent
-BUCKET = "test-models"
 
 os.environ.update(
     AWS_ACCESS_KEY_ID="testing",
@@ -64,29 +59,3 @@ def s3(cache_dir: Path) -> Iterator[Any]:
         yield client
         default_service.cache_clear()
         default_runner.cache_clear()
-
-
-def load_function(name: str) -> ModuleType:
-    """Import functions/<name>/app.py under a unique module name (every function has an app.py)."""
-    module_name = f"function_{name}_app"
-    spec = importlib.util.spec_from_file_location(module_name, ROOT / "functions" / name / "app.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def lambda_context(name: str = "test-function") -> Any:
-    return SimpleNamespace(
-        function_name=name,
-        function_version="$LATEST",
-        aws_request_id="00000000-0000-0000-0000-000000000000",
-        memory_limit_in_mb=1024,
-        invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
-        get_remaining_time_in_millis=lambda: 30_000,
-    )
-
-
-def load_event(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())

@@ -6,7 +6,14 @@ check the same behaviour from the same files.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+SCHEMA = json.loads((Path(__file__).parent / "contract" / "batch_predict.schema.json").read_text())
 
 # function directory (functions/<dir>) -> the SAM logical id serving it
 FUNCTIONS = {
@@ -66,3 +73,30 @@ EXPECTED: dict[str, Expected] = {
     "authorizer_wrong_token.json": Expected("authorizer", authorized=False),
     "authorizer_malformed_header.json": Expected("authorizer", authorized=False),
 }
+
+
+def check_result(expected: Expected, result: dict[str, Any]) -> None:
+    """Assert one handler result against its expectation (also used by the sam local tests)."""
+    if expected.authorized is not None:
+        assert result["isAuthorized"] is expected.authorized
+        assert (result.get("context") or {}).get("principal", "").startswith("token:") == expected.authorized
+        return
+    assert result["statusCode"] == expected.status_code, result["body"]
+    assert result["headers"]["content-type"] == "application/json"
+    body = json.loads(result["body"])
+    assert "Traceback" not in result["body"]
+    if expected.status is not None:
+        assert body["status"] == expected.status
+        assert isinstance(body["duration_ms"], int) and body["duration_ms"] >= 0
+        if expected.status != "Success":
+            assert body["error_message"]
+    if expected.item_statuses:
+        jsonschema.validate(body, SCHEMA["response"])
+        assert [item["status"] for item in body["predictions"]] == expected.item_statuses
+        for item in body["predictions"]:
+            assert (item["status"] == "Success") == ("error_message" not in item)
+    if expected.run_output:
+        (output,) = body["run"]["output"]
+        assert isinstance(output, list) and len(output) == 3
+    if expected.status_code == 401:
+        assert body["message"] == "Unauthorized" and "Bearer" in body["error_message"]

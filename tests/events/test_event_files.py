@@ -6,13 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
-from conftest import BUCKET, ROOT, lambda_context, load_event, load_function
-from expectations import EXPECTED, FUNCTIONS, Expected
+from support import BUCKET, ROOT, lambda_context, load_event, load_function
+from expectations import EXPECTED, FUNCTIONS, check_result
 
 EVENT_FILES = sorted((ROOT / "events").glob("*.json"))
-SCHEMA = json.loads((ROOT / "tests" / "contract" / "batch_predict.schema.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -29,33 +27,6 @@ def test_event_file(path: Path, s3: Any, functions: dict[str, Any]) -> None:
     expected = EXPECTED[path.name]
     result = functions[expected.function].handler(load_event(path), lambda_context())
     check_result(expected, result)
-
-
-def check_result(expected: Expected, result: dict[str, Any]) -> None:
-    """Assert one handler result against its expectation (also used by the sam local tests)."""
-    if expected.authorized is not None:
-        assert result["isAuthorized"] is expected.authorized
-        assert (result.get("context") or {}).get("principal", "").startswith("token:") == expected.authorized
-        return
-    assert result["statusCode"] == expected.status_code, result["body"]
-    assert result["headers"]["content-type"] == "application/json"
-    body = json.loads(result["body"])
-    assert "Traceback" not in result["body"]
-    if expected.status is not None:
-        assert body["status"] == expected.status
-        assert isinstance(body["duration_ms"], int) and body["duration_ms"] >= 0
-        if expected.status != "Success":
-            assert body["error_message"]
-    if expected.item_statuses:
-        jsonschema.validate(body, SCHEMA["response"])
-        assert [item["status"] for item in body["predictions"]] == expected.item_statuses
-        for item in body["predictions"]:
-            assert (item["status"] == "Success") == ("error_message" not in item)
-    if expected.run_output:
-        (output,) = body["run"]["output"]
-        assert isinstance(output, list) and len(output) == 3
-    if expected.status_code == 401:
-        assert body["message"] == "Unauthorized" and "Bearer" in body["error_message"]
 
 
 def test_forecast_event_returns_horizon_values_for_the_model(s3: Any, functions: dict[str, Any]) -> None:

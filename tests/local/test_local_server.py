@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import ROOT
+from generate_events import PLAYGROUND_RUN
+from support import ROOT, free_port, serving
 
 pytestmark = pytest.mark.server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 TOKEN = "local-server-test-token-0123456789"
@@ -29,30 +22,12 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port, moto_port = free_port(), free_port()
-    log = (tmp_path_factory.mktemp("server") / "server.log").open("w+")
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "local_api.py"), "--port", str(port), "--moto-port", str(moto_port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-        env={**os.environ, "API_TOKEN": TOKEN, "MODEL_CACHE_DIR": str(tmp_path_factory.mktemp("cache"))},
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{url}/v1/models", headers=AUTH, timeout=1)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    pytest.fail(f"local server did not start:\n{log.read()}")
-                time.sleep(0.2)
+    command = [sys.executable, str(ROOT / "scripts" / "local_api.py"), "--port", str(port), "--moto-port", str(moto_port)]
+    env = {**os.environ, "API_TOKEN": TOKEN, "MODEL_CACHE_DIR": str(tmp_path_factory.mktemp("cache"))}
+    log_path = tmp_path_factory.mktemp("server") / "server.log"
+    with serving(command, ready_url=f"{url}/v1/models", headers=AUTH, log_path=log_path, timeout=60, cwd=ROOT, env=env):
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_documented_get_predict(base_url: str) -> None:
@@ -95,18 +70,7 @@ def test_every_route_refuses_requests_without_a_valid_token(base_url: str, heade
 
 
 def test_documented_playground_request_with_probability_and_labels(base_url: str) -> None:
-    payload = {
-        "run": {
-            "pipeline_uuid": "ml_inference_online",
-            "block_uuid": "ml/inference/online/predictions",
-            "project": "machine_learning",
-            "variables": {"probability": True, "user_ids": [1, 5, 100]},
-            "record": True,
-            "store_variables": True,
-            "run_upstream_blocks": False,
-            "incomplete_only": False,
-        }
-    }
+    payload = json.loads(json.dumps(PLAYGROUND_RUN))  # the document's request, as written
     headers = {"Content-Type": "application/json", **AUTH}
     probabilities = httpx.post(f"{base_url}/api/runs", json=payload, headers=headers)
     assert probabilities.status_code == 200

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, load_event
+from support import ROOT, load_event
 from generate_events import sam_command
 from local_api import load_template, template_routes
 

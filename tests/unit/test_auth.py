@@ -9,7 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import ROOT, lambda_context, load_event, load_function
+from support import ROOT, lambda_context, load_event, load_function
 from moto import mock_aws
 from prediction_service.auth import AuthConfigError, TokenVerifier, bearer_token, default_verifier, parse_hashes
 

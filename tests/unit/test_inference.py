@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from support import ROOT
 from prediction_service.errors import BadInputError, IntegrityError
 from prediction_service.inference import classify, forecast, input_matrix, load_session
 from prediction_service.tables import Table

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 import yaml
-from conftest import ROOT
+from support import ROOT
 from prediction_service.errors import ManifestError, ModelNotFoundError
 from prediction_service.manifest import Manifest
 

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import BUCKET
+from support import BUCKET
 from generate_events import PLAYGROUND_RUN
 from prediction_service.errors import StoreError
 from prediction_service.runs import RunSpec

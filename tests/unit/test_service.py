@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import jsonschema
-from conftest import BUCKET, ROOT
+from support import BUCKET, ROOT
 from prediction_service.runtime import default_service
 from prediction_service.schemas import PredictRequest
 from prediction_service.service import PredictionService

@@ -94,7 +94,7 @@ class PredictionService:
         except BadInputError as exc:
             return self._failure(name, spec, PredictStatus.BAD_REQUEST, exc.message, started, 400)
         except PredictionError as exc:
-            logger.error("prediction failed for model %s: %s", name, exc.message)
+            logger.error("prediction failed for model %s: %s (cause: %r)", name, exc.message, exc.__cause__)
             return self._failure(name, spec, PredictStatus.INTERNAL_ERROR, exc.message, started, 500)
         except Exception:
             logger.exception("unexpected error predicting with model %s", name)

@@ -61,7 +61,7 @@ class S3Store:
                 raise StoreError(f"access to {where} was denied") from exc
             raise StoreError(f"could not read {where}: {code or exc}") from exc
         except BotoCoreError as exc:
-            raise StoreError(f"could not reach S3 for {where}: {exc}") from exc
+            raise StoreError(f"could not reach S3 for {where} ({type(exc).__name__})") from exc
 
     def put(self, key: str, body: bytes, content_type: str = "application/json") -> None:
         where = f"s3://{self.bucket}/{key}"
@@ -71,4 +71,4 @@ class S3Store:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             raise StoreError(f"could not write {where}: {code or exc}") from exc
         except BotoCoreError as exc:
-            raise StoreError(f"could not reach S3 for {where}: {exc}") from exc
+            raise StoreError(f"could not reach S3 for {where} ({type(exc).__name__})") from exc

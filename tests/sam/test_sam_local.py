@@ -1,0 +1,132 @@
+"""The real SAM CLI: `sam local invoke` of every event file and `sam local start-api` over HTTP.
+
+Functions run in Lambda containers built from local/lambda-python3.13 (scripts/lambda-image.sh)
+and read S3 from a moto server on the host's Docker bridge address. The REPORT lines'
+Init Duration and Max Memory Used are printed at the end of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+from expectations import EXPECTED, FUNCTIONS, SCHEMA, check_result
+from generate_events import EVENT_TOKEN
+from sam_local import BUCKET, SamLocal, lambda_image, moto_on_bridge, sam_built, sam_env, sam_local  # noqa: F401
+from support import ROOT, free_port, serving
+
+pytestmark = pytest.mark.sam
+
+EVENT_FILES = sorted((ROOT / "events").glob("*.json"))
+REPORT = re.compile(
+    r"REPORT RequestId: \S+\s+(?:Init Duration: (?P<init>[\d.]+) ms\s+)?Duration: (?P<duration>[\d.]+) ms"
+    r".*?Max Memory Used: (?P<memory>\d+) MB"
+)
+REPORTS: list[tuple[str, str, str, str]] = []
+
+
+def record_reports(source: str, log: str) -> None:
+    for match in REPORT.finditer(log):
+        REPORTS.append((source, match["init"] or "-", match["duration"], match["memory"]))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def print_reports() -> Iterator[None]:
+    yield
+    if REPORTS:
+        lines = [f"{'invocation':48} {'init ms':>9} {'duration ms':>12} {'max memory MB':>14}"]
+        lines += [f"{s:48} {i:>9} {d:>12} {m:>14}" for s, i, d, m in REPORTS]
+        print("\nsam local REPORT lines:\n" + "\n".join(lines))
+
+
+@pytest.mark.parametrize("path", EVENT_FILES, ids=lambda p: p.name)
+def test_sam_local_invoke(path: Path, sam_local: SamLocal) -> None:  # noqa: F811
+    expected = EXPECTED[path.name]
+    command = sam_local.command("local", "invoke", FUNCTIONS[expected.function], "-e", str(path))
+    result = subprocess.run(command, cwd=ROOT, env=sam_local.env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record_reports(path.name, result.stderr)
+    payload: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    check_result(expected, payload)
+    # No traceback through our code (the runtime client may print one while SAM tears the container down).
+    assert 'File "/opt/python/prediction_service' not in result.stderr
+    assert 'File "/var/task/' not in result.stderr
+
+
+AUTH = {"Authorization": f"Bearer {EVENT_TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def api(sam_local: SamLocal, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # noqa: F811
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path_factory.mktemp("start-api") / "sam.log"
+    command = sam_local.command("local", "start-api", "--host", "127.0.0.1", "--port", str(port))
+    try:
+        with serving(
+            command, ready_url=f"{url}/v1/models", headers=AUTH, log_path=log_path, timeout=240,
+            cwd=ROOT, env=sam_local.env,
+        ):
+            yield url
+    finally:
+        if log_path.exists():
+            record_reports("start-api", log_path.read_text())
+
+
+def test_start_api_lists_models(api: str) -> None:
+    body = httpx.get(f"{api}/v1/models", headers=AUTH, timeout=60).json()
+    assert {m["name"] for m in body["models"]} == {"drive_stats_a", "drive_stats_b", "user_churn"}
+
+
+def test_start_api_single_forecast(api: str) -> None:
+    response = httpx.get(f"{api}/v1/models/drive_stats_a/predict", headers=AUTH, timeout=60)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "Success" and len(body["prediction"]) == 3
+
+
+def test_start_api_batch_of_the_document(api: str) -> None:
+    data = {"predictions": [{"model_name": "drive_stats_a"}, {"model_name": "drive_stats_b"}]}
+    response = httpx.post(f"{api}/v1/predict", json=data, headers=AUTH, timeout=60)
+    assert response.status_code == 200
+    jsonschema.validate(response.json(), SCHEMA["response"])
+    assert [p["status"] for p in response.json()["predictions"]] == ["Success", "Success"]
+
+
+def test_start_api_playground_run_with_record(api: str) -> None:
+    payload = json.loads(json.loads((ROOT / "events/runs_document_probability.json").read_text())["body"])
+    response = httpx.post(f"{api}/api/runs", json=payload, headers=AUTH, timeout=60)
+    assert response.status_code == 200
+    (rows,) = response.json()["run"]["output"]
+    assert len(rows) == 3 and all(abs(sum(r) - 1) < 1e-5 for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("GET", "/v1/models/no_such_model/predict", None, 404),
+        ("POST", "/v1/models/user_churn/predict", '{"inputs": [[1, NaN, 3, 4]]}', 400),
+        ("POST", "/v1/models/user_churn/predict", '{"ids": [1,', 400),
+        ("POST", "/v1/models/user_churn/predict", '{"inputs": [[1, 2]]}', 400),
+    ],
+)
+def test_start_api_bad_requests(api: str, method: str, path: str, body: str | None, status: int) -> None:
+    headers = {**AUTH, "Content-Type": "application/json"}
+    response = httpx.request(method, f"{api}{path}", content=body, headers=headers, timeout=60)
+    assert response.status_code == status
+    assert response.json()["status"] == "BadRequest" and response.json()["error_message"]
+
+
+def test_start_api_authorizer_refuses_missing_and_wrong_tokens(api: str) -> None:
+    missing = httpx.get(f"{api}/v1/models", timeout=60)
+    assert missing.status_code == 401
+    wrong = httpx.get(f"{api}/v1/models", headers={"Authorization": "Bearer wrong-token-0123456789abcdef"}, timeout=60)
+    assert wrong.status_code == 403
+    assert "message" in wrong.json()

@@ -1,0 +1,79 @@
+"""Helpers the test modules share (kept out of conftest.py so they import by a plain name)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+BUCKET = "test-models"
+
+
+def load_function(name: str) -> ModuleType:
+    """Import functions/<name>/app.py under a unique module name (every function has an app.py)."""
+    module_name = f"function_{name}_app"
+    spec = importlib.util.spec_from_file_location(module_name, ROOT / "functions" / name / "app.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def lambda_context(name: str = "test-function") -> Any:
+    return SimpleNamespace(
+        function_name=name,
+        function_version="$LATEST",
+        aws_request_id="00000000-0000-0000-0000-000000000000",
+        memory_limit_in_mb=1024,
+        invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
+        get_remaining_time_in_millis=lambda: 30_000,
+    )
+
+
+def load_event(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serving(
+    command: list[str], *, ready_url: str, headers: dict[str, str], log_path: Path, timeout: float, **popen: Any
+) -> Iterator[None]:
+    """Run a server process for the duration of the block, once `ready_url` answers 200.
+
+    Fails the test with the server's log if it exits or is not ready within `timeout` seconds.
+    """
+    with log_path.open("w+") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, **popen)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    if httpx.get(ready_url, headers=headers, timeout=60).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"{command[0]} did not serve {ready_url}:\n{log_path.read_text()[-4000:]}")
+                time.sleep(0.5)
+            yield
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
