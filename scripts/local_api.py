@@ -108,10 +108,10 @@ class LocalApi:
 
 
 async def _not_found(send: Any) -> None:
-    body = b'{"message":"Not Found"}'
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 404, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    """What API Gateway answers for a path no route matches."""
+    from prediction_service.api import send_json
+
+    await send_json(send, 404, {"message": "Not Found"})
 
 
 def start_moto(port: int, host: str = "127.0.0.1") -> Any:

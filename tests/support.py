@@ -77,3 +77,18 @@ def serving(
         finally:
             process.terminate()
             process.wait(timeout=60)
+
+
+def http_event(method: str, path: str, body: str | None = None, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """An API Gateway HTTP API event for any request, shaped like the files in events/ (gateway-approved)."""
+    event = load_event(ROOT / "events" / "predict_ids_labels.json")
+    event["rawPath"] = path
+    event["requestContext"]["http"].update(method=method, path=path)
+    event["headers"] = {"content-type": "application/json", **(headers or {})}
+    event["headers"]["authorization"] = event["headers"].get("authorization", "")
+    event.pop("pathParameters", None)
+    if body is None:
+        event.pop("body", None)
+    else:
+        event["body"] = body
+    return event

@@ -84,3 +84,26 @@ def test_model_bucket_is_private_encrypted_versioned_and_tls_only() -> None:
     assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     (deny,) = resources["ModelBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_cfn_lint_finds_nothing_in_the_template() -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "cfn-lint"), "template.yaml"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_allow_statement_uses_a_wildcard_action() -> None:
+    for name, resource in load_template()["Resources"].items():
+        for policy in resource.get("Properties", {}).get("Policies", []):
+            for statement in policy["Statement"]:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                assert statement["Effect"] == "Allow" and not any("*" in a for a in actions), name
+
+
+def test_api_is_throttled_and_cors_is_explicit() -> None:
+    api = load_template()["Resources"]["PredictionApi"]["Properties"]
+    assert set(api["DefaultRouteSettings"]) == {"ThrottlingRateLimit", "ThrottlingBurstLimit"}
+    cors = api["CorsConfiguration"]
+    assert "*" not in cors["AllowOrigins"] and cors["AllowMethods"] == ["GET", "POST"]
+    assert cors["AllowHeaders"] == ["authorization", "content-type"]

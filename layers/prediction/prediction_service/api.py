@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
 from .auth import bearer_token, default_verifier
@@ -34,24 +34,58 @@ class RequestTimer:
         await self.app(scope, receive, send)
 
 
-class FormBodyAsJson:
-    """Reads a body sent as `application/x-www-form-urlencoded` as JSON.
+MAX_BODY_BYTES = 1024 * 1024
+_JSON_TYPES = (b"application/json", b"application/x-www-form-urlencoded", b"")
 
-    That is what `curl --data '{...}'` sends, as in the documents this API follows;
-    every route takes JSON, so there is no form to misread.
+
+class JsonBodyGuard:
+    """Every route takes JSON: a body over MAX_BODY_BYTES gets 413, another media type 415.
+
+    A body labelled `application/x-www-form-urlencoded` is read as JSON: that is what
+    `curl --data '{...}'` sends, as in the documents this API follows, and no route
+    takes a form. The body is read here once (it is small) and replayed to the app.
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            headers = scope["headers"]
-            for i, (name, value) in enumerate(headers):
-                if name == b"content-type" and value.startswith(b"application/x-www-form-urlencoded"):
-                    scope = dict(scope, headers=[*headers[:i], (b"content-type", JSON.encode()), *headers[i + 1 :]])
-                    break
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = scope["headers"]
+        media_type = next((v.split(b";")[0].strip().lower() for k, v in headers if k == b"content-type"), b"")
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if len(body) > MAX_BODY_BYTES:
+                message = f"the request body is larger than {MAX_BODY_BYTES} bytes"
+                await send_json(send, 413, {"status": "BadRequest", "error_message": message})
+                return
+            if not message.get("more_body"):
+                break
+        if body and media_type not in _JSON_TYPES and not media_type.endswith(b"+json"):
+            message = f"send JSON (Content-Type: application/json), not {media_type.decode('latin-1')}"
+            await send_json(send, 415, {"status": "BadRequest", "error_message": message})
+            return
+        if media_type == b"application/x-www-form-urlencoded":
+            headers = [(k, JSON.encode() if k == b"content-type" else v) for k, v in headers]
+            scope = dict(scope, headers=headers)
+        await self.app(scope, _replay(body, receive), send)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 class BearerAuth:
@@ -76,13 +110,13 @@ class BearerAuth:
         except Exception:
             logger.exception("cannot check bearer tokens; refusing the request")
             body = {"message": "Internal Server Error", "error_message": "authentication is not configured"}
-            await _send_json(send, 500, body)
+            await send_json(send, 500, body)
             return
         if principal is None:
             reason = "missing or malformed Authorization header" if bearer_token(header) is None else "unknown token"
             logger.info("refused %s %s: %s", scope["method"], scope["path"], reason)
             body = {"message": "Unauthorized", "error_message": f"{reason}: send 'Authorization: Bearer <token>'"}
-            await _send_json(send, 401, body, [(b"www-authenticate", b"Bearer")])
+            await send_json(send, 401, body, [(b"www-authenticate", b"Bearer")])
             return
         scope.setdefault("state", {})["principal"] = principal.id
         await self.app(scope, receive, send)
@@ -94,7 +128,7 @@ def gateway_principal(scope: Scope) -> str | None:
     return ((context.get("authorizer") or {}).get("lambda") or {}).get("principal")
 
 
-async def _send_json(
+async def send_json(
     send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
     raw = json.dumps(body).encode()
@@ -140,7 +174,7 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 def create_app(title: str, description: str) -> FastAPI:
     # strict_content_type=False: a JSON body without a Content-Type header is still JSON.
     app = FastAPI(title=title, description=description, version=__version__, strict_content_type=False)
-    app.add_middleware(FormBodyAsJson)
+    app.add_middleware(JsonBodyGuard)
     app.add_middleware(BearerAuth)
     app.add_middleware(RequestTimer)
     app.add_exception_handler(RequestValidationError, _bad_request)

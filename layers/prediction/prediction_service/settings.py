@@ -19,6 +19,7 @@ class Settings:
     batch_workers: int = 4
     s3_connect_timeout: float = 2.0
     s3_read_timeout: float = 5.0
+    s3_max_attempts: int = 2
 
     @property
     def manifest_key(self) -> str:
@@ -39,6 +40,9 @@ class Settings:
             cache_max_bytes=int(env.get("MODEL_CACHE_MAX_BYTES", cls.cache_max_bytes)),
             revalidate_seconds=float(env.get("MODEL_REVALIDATE_SECONDS", cls.revalidate_seconds)),
             batch_workers=int(env.get("BATCH_WORKERS", cls.batch_workers)),
+            s3_connect_timeout=float(env.get("S3_CONNECT_TIMEOUT", cls.s3_connect_timeout)),
+            s3_read_timeout=float(env.get("S3_READ_TIMEOUT", cls.s3_read_timeout)),
+            s3_max_attempts=int(env.get("S3_MAX_ATTEMPTS", cls.s3_max_attempts)),
         )
 
 

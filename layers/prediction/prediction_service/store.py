@@ -38,7 +38,7 @@ class S3Store:
         config = Config(
             connect_timeout=settings.s3_connect_timeout,
             read_timeout=settings.s3_read_timeout,
-            retries={"max_attempts": 2, "mode": "standard"},
+            retries={"total_max_attempts": settings.s3_max_attempts, "mode": "standard"},
         )
         client = boto3.client("s3", endpoint_url=settings.s3_endpoint_url, config=config)
         return cls(settings.model_bucket, client)
