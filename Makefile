@@ -13,11 +13,12 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv run test build validate events models publish-models clean
+.PHONY: help venv run test bench build validate events models publish-models clean
 
 help:
 	@echo "make run             serve the API on http://127.0.0.1:$(PORT) (S3 emulated by moto)"
 	@echo "make test            run every test"
+	@echo "make bench           run the benchmarks, print their tables, chart docs/performance.png"
 	@echo "make build           sam build"
 	@echo "make validate        sam validate --lint"
 	@echo "make events          regenerate events/ from sam local generate-event"
@@ -36,6 +37,10 @@ run: venv
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: venv
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	cd bench && ../$(PY) run_all.py
 
 build: venv
 	sam build

@@ -10,15 +10,21 @@
 # 1. installs docker.io and debootstrap from Debian's packages if they are missing;
 # 2. starts `dockerd --iptables=false --ip-masq=false` if no daemon answers (no NAT:
 #    containers reach this machine only), remembering that it did;
-# 3. builds local/lambda-python3.13:latest once: a minimal Debian root file system
+# 3. builds local/lambda-python3.13-r<recipe>-boto3-<version> once: a minimal Debian root file system
 #    whose Python matches the template's Runtime, with the AWS Lambda runtime
-#    interface client (awslambdaric) and a /var/runtime/bootstrap that runs it.
-#    One repository per Python version: SAM derives `<repo>:rapid-x86_64` from it.
+#    interface client (awslambdaric), boto3 (as AWS's runtime has) and a
+#    /var/runtime/bootstrap that runs it.
 set -euo pipefail
 
 PYTHON_VERSION="${LAMBDA_PYTHON_VERSION:-3.13}"
 SUITE="${LAMBDA_DEBIAN_SUITE:-trixie}"   # trixie ships Python 3.13
-IMAGE="local/lambda-python${PYTHON_VERSION}:latest"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Like AWS's Python runtime, the image carries boto3: the version requirements-dev.txt pins.
+BOTO3="$(grep -Eo '^boto3==[0-9.]+' "$ROOT/requirements-dev.txt")"
+RECIPE=2  # bump when the image's contents change, so existing images are rebuilt
+# Everything that changes the image is in the repository name: SAM derives `<repo>:rapid-x86_64`
+# from it, so two tags of one repository would silently share one derived image.
+IMAGE="local/lambda-python${PYTHON_VERSION}-r${RECIPE}-boto3-${BOTO3#boto3==}:latest"
 STATE_DIR="${LAMBDA_IMAGE_STATE_DIR:-/tmp/lambda-image-state}"
 DOCKERD_PIDFILE="$STATE_DIR/dockerd.pid"
 
@@ -96,9 +102,9 @@ build_image() {
     log "$SUITE has Python $have, not $PYTHON_VERSION: set LAMBDA_DEBIAN_SUITE"
     return 1
   fi
-  log "installing awslambdaric for Python $PYTHON_VERSION"
+  log "installing awslambdaric and $BOTO3 for Python $PYTHON_VERSION"
   as_root python3 -m pip install --quiet --disable-pip-version-check --target "$rootfs/var/runtime" \
-    --python-version "$PYTHON_VERSION" --only-binary=:all: --implementation cp awslambdaric
+    --python-version "$PYTHON_VERSION" --only-binary=:all: --implementation cp awslambdaric "$BOTO3"
   as_root tee "$rootfs/var/runtime/bootstrap" >/dev/null <<'BOOTSTRAP'
 #!/bin/sh
 export PYTHONPATH=/var/runtime:/opt/python:$LAMBDA_TASK_ROOT

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+# Start fetching models now, so S3 and session creation overlap with the imports below.
+from prediction_service.runtime import prefetch_in_background
+
+prefetch_in_background()
+
 from typing import Annotated
 
 from fastapi import Depends, Request

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+# Start fetching models now, so S3 and session creation overlap with the imports below.
+from prediction_service.runtime import prefetch_in_background
+
+prefetch_in_background()
+
 import uuid
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, Response
 from mangum import Mangum
-from prediction_service.api import create_app, started_at
+from prediction_service.api import create_app, get_runner, started_at
 from prediction_service.runs import BlockRunner, RunRequest, RunResponse
-from prediction_service.runtime import default_runner
 
 app = create_app("Playground runs", "Online inference in the shape of an ML playground's block runs.")
-Runner = Annotated[BlockRunner, Depends(default_runner)]
+Runner = Annotated[BlockRunner, Depends(get_runner)]
 
 
 def request_id(request: Request) -> str:

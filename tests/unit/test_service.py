@@ -89,3 +89,44 @@ def test_bad_batch_items_get_their_own_bad_request(s3: Any) -> None:
     assert [p.status.value for p in body.predictions] == ["Success", "BadRequest", "BadRequest"]
     assert body.predictions[1].model_name == "" and "model_name" in (body.predictions[1].error_message or "")
     jsonschema.validate(body.model_dump(mode="json", exclude_none=True), SCHEMA["response"])
+
+
+def test_prefetch_loads_every_model_before_the_first_request(s3: Any, monkeypatch: Any) -> None:
+    from prediction_service.runtime import prefetch_in_background
+
+    monkeypatch.setenv("PREFETCH_MODELS", "all")
+    thread = prefetch_in_background()
+    assert thread is not None
+    thread.join(timeout=30)
+    assert all(m.loaded for m in default_service().list_models().models)
+
+
+def test_prefetch_of_named_models_and_its_failures_stay_quiet(s3: Any, monkeypatch: Any, caplog: Any) -> None:
+    from prediction_service.runtime import prefetch_in_background
+
+    monkeypatch.setenv("PREFETCH_MODELS", "user_churn")
+    prefetch_in_background().join(timeout=30)  # type: ignore[union-attr]
+    assert {m.name for m in default_service().list_models().models if m.loaded} == {"user_churn"}
+    s3.delete_object(Bucket=BUCKET, Key="models/drive_stats_a.onnx")
+    monkeypatch.setenv("PREFETCH_MODELS", "drive_stats_a")
+    prefetch_in_background().join(timeout=30)  # type: ignore[union-attr]
+    assert "prefetch stopped" in caplog.text
+    monkeypatch.setenv("PREFETCH_MODELS", "none")
+    assert prefetch_in_background() is None
+
+
+def test_warm_batch_runs_inline_and_cold_batch_in_threads(s3: Any) -> None:
+    service = default_service()
+    threads: list[str] = []
+    run = service._predict_item
+
+    def recording(raw: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return run(raw)
+
+    service._predict_item = recording  # type: ignore[method-assign]
+    service.predict_batch([{"model_name": "drive_stats_a"}, {"model_name": "drive_stats_b"}])
+    assert all(name.startswith("predict") for name in threads)  # cold: the pool
+    threads.clear()
+    service.predict_batch([{"model_name": "drive_stats_a"}, {"model_name": "drive_stats_b"}])
+    assert threads == [threading.current_thread().name] * 2  # warm: inline

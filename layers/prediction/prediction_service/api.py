@@ -14,7 +14,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
 from .auth import bearer_token, default_verifier
-from .runtime import default_service
+from .runs import BlockRunner
+from .runtime import default_runner, default_service
 from .service import Outcome, PredictionService, describe_errors, elapsed_ms
 
 logger = logging.getLogger(__name__)
@@ -141,9 +142,18 @@ def started_at(request: Request) -> float:
     return getattr(request.state, "started", time.perf_counter())
 
 
-def get_service() -> PredictionService:
-    """Dependency: the service of this execution environment."""
+async def get_service() -> PredictionService:
+    """Dependency: the service of this execution environment.
+
+    `async` on purpose: FastAPI runs plain `def` dependencies in a worker thread,
+    a hop that costs more than the whole prediction on the warm path.
+    """
     return default_service()
+
+
+async def get_runner() -> BlockRunner:
+    """Dependency: the playground runner of this execution environment (async: see get_service)."""
+    return default_runner()
 
 
 def respond(outcome: Outcome) -> Response:
@@ -173,7 +183,15 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 
 def create_app(title: str, description: str) -> FastAPI:
     # strict_content_type=False: a JSON body without a Content-Type header is still JSON.
-    app = FastAPI(title=title, description=description, version=__version__, strict_content_type=False)
+    # FastAPI's native OpenTelemetry is off: it costs more per request than a prediction,
+    # and Lambda's own logs, metrics and traces cover what it would record.
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=__version__,
+        strict_content_type=False,
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+    )
     app.add_middleware(JsonBodyGuard)
     app.add_middleware(BearerAuth)
     app.add_middleware(RequestTimer)

@@ -31,6 +31,14 @@ class ModelRegistry:
     def is_loaded(self, spec: ModelSpec) -> bool:
         return self._key(spec.file) in self._cache
 
+    def is_ready(self, name: str) -> bool:
+        """Whether a prediction with this model would need no download (unknown names: False)."""
+        try:
+            spec = self.manifest().get(name)
+        except Exception:
+            return False
+        return all(self._key(ref.file) in self._cache for ref in self.files_of(spec))
+
     def files_of(self, spec: ModelSpec) -> list[FileRef]:
         data = spec.dataset or spec.features
         return [FileRef(file=spec.file, sha256=spec.sha256), *([data] if data else [])]

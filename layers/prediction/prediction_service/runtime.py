@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import functools
+import logging
+import os
+import threading
 
 from .cache import ArtifactCache
 from .registry import ModelRegistry
@@ -10,6 +13,8 @@ from .runs import BlockRunner, RunRecorder
 from .service import PredictionService
 from .settings import Settings
 from .store import S3Store
+
+logger = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -31,3 +36,27 @@ def default_runner() -> BlockRunner:
     """Playground runs over the default service, recording to the model bucket."""
     settings = Settings.from_env()
     return BlockRunner(default_service(), RunRecorder(S3Store.from_settings(settings), settings.records_prefix))
+
+
+def prefetch_in_background() -> threading.Thread | None:
+    """Start loading the manifest and models in a thread, so S3 and session creation overlap
+    with the rest of the cold start (the imports that follow). `PREFETCH_MODELS`: `all`
+    (default), `none`, or a comma-separated list of model names. Failures are only
+    logged: a request then loads what it needs itself."""
+    wanted = os.environ.get("PREFETCH_MODELS", "all").strip()
+    if wanted == "none":
+        return None
+
+    def prefetch() -> None:
+        try:
+            registry = default_service().registry
+            names = None if wanted == "all" else {n.strip() for n in wanted.split(",")}
+            for spec in registry.manifest().models:
+                if names is None or spec.name in names:
+                    registry.load(spec)
+        except Exception as exc:  # never let a prefetch failure break init
+            logger.warning("prefetch stopped (requests will load models themselves): %s", exc)
+
+    thread = threading.Thread(target=prefetch, name="prefetch-models", daemon=True)
+    thread.start()
+    return thread

@@ -102,9 +102,17 @@ class PredictionService:
             return self._failure(name, spec, PredictStatus.INTERNAL_ERROR, message, started, 500)
 
     def predict_batch(self, items: Sequence[Any]) -> BatchPredictResponse:
-        """Items run in parallel; each has its own status, so one failure never fails the others."""
+        """Items run in parallel; each has its own status, so one failure never fails the others.
+
+        When every item's model is already in memory the items run one after another in
+        this thread instead: each takes microseconds, less than handing it to a thread.
+        """
         started = time.perf_counter()
-        results = list(self._pool.map(self._predict_item, items))
+        names = [item.get("model_name") if isinstance(item, dict) else None for item in items]
+        if all(isinstance(n, str) and self.registry.is_ready(n) for n in names):
+            results = [self._predict_item(item) for item in items]
+        else:
+            results = list(self._pool.map(self._predict_item, items))
         return BatchPredictResponse(duration_ms=elapsed_ms(started), predictions=results)
 
     def _predict_item(self, raw: Any) -> PredictResponse:

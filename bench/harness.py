@@ -1,0 +1,70 @@
+"""What every benchmark shares: paths, a moto S3 server holding models/, timing helpers.
+
+Benchmarks run on 127.0.0.1 only, with a fixed number of iterations, and print the
+figures they compare side by side in one run.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "layers" / "prediction"), str(ROOT / "scripts"), str(ROOT / "tests")]
+BUCKET = "bench-models"
+
+
+@dataclass(frozen=True)
+class Timing:
+    label: str
+    samples: list[float]  # seconds
+
+    @property
+    def median_us(self) -> float:
+        return statistics.median(self.samples) * 1e6
+
+    @property
+    def p99_us(self) -> float:
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1e6
+
+    def row(self) -> str:
+        return f"{self.label:44} {len(self.samples):>6} {self.median_us:>12.1f} {self.p99_us:>12.1f}"
+
+
+HEADER = f"{'measure':44} {'N':>6} {'median us':>12} {'p99 us':>12}"
+
+
+def time_calls(label: str, fn: Callable[[], Any], n: int, warmup: int = 50) -> Timing:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    return Timing(label, samples)
+
+
+def start_s3(models_dir: Path = ROOT / "models") -> tuple[Any, str]:
+    """A moto S3 server on 127.0.0.1 with models/ published; the environment points the service at it."""
+    import boto3
+    from local_api import start_moto
+    from publish_models import publish
+    from support import free_port
+
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+    port = free_port()
+    server = start_moto(port)
+    url = f"http://127.0.0.1:{port}"
+    s3 = boto3.client("s3", endpoint_url=url)
+    s3.create_bucket(Bucket=BUCKET)
+    publish(s3, BUCKET, models_dir=models_dir)
+    os.environ.update(MODEL_BUCKET=BUCKET, S3_ENDPOINT_URL=url, API_TOKEN_HASHES="0" * 64)
+    return server, url
