@@ -37,6 +37,7 @@ from prediction_service.inference import load_session, forecast
 t1 = time.perf_counter()
 settings = Settings.from_env()
 store = S3Store.from_settings(settings)
+t1b = time.perf_counter()
 manifest = Manifest.parse(store.fetch(settings.manifest_key).body)
 t2 = time.perf_counter()
 spec = manifest.get("drive_stats_a")
@@ -46,7 +47,8 @@ session = load_session(raw)
 t4 = time.perf_counter()
 forecast(session, numpy.zeros((1, 30), dtype=numpy.float32), 3)
 t5 = time.perf_counter()
-print(json.dumps({{"imports (numpy, onnxruntime, boto3, library)": t1 - t0, "manifest load (S3 + parse)": t2 - t1,
+print(json.dumps({{"imports (numpy, onnxruntime, boto3, library)": t1 - t0, "S3 client creation": t1b - t1,
+                  "manifest fetch + parse": t2 - t1b,
                   "model fetch from S3": t3 - t2, "session creation": t4 - t3, "first inference": t5 - t4}}))
 """
 

@@ -43,7 +43,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
         right.barh([f"whole init, prefetch={prefetch}"], [cold[f"prefetch={prefetch}: init + first request"] * 1000])
     right.set_xlabel("milliseconds")
     right.set_title("Cold start breakdown")
-    right.legend(fontsize=7, loc="lower right")
+    right.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -19,7 +19,7 @@ os.environ.update(
     AWS_SESSION_TOKEN="testing",
     AWS_DEFAULT_REGION="us-east-1",
     MODEL_BUCKET=BUCKET,
-    PREFETCH_MODELS="none",  # tests load models on demand, inside their own S3 fixture
+    PREFETCH_MODELS="none",  # the default; tests that prefetch say so
 )
 os.environ.pop("S3_ENDPOINT_URL", None)
 os.environ.pop("API_TOKEN_HASHES_PARAMETER", None)

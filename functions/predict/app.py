@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-# Start fetching models now, so S3 and session creation overlap with the imports below.
+# With PREFETCH_MODELS set, start fetching models now, overlapping S3 with the imports below.
 from prediction_service.runtime import prefetch_in_background
 
 prefetch_in_background()

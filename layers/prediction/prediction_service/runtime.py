@@ -40,10 +40,14 @@ def default_runner() -> BlockRunner:
 
 def prefetch_in_background() -> threading.Thread | None:
     """Start loading the manifest and models in a thread, so S3 and session creation overlap
-    with the rest of the cold start (the imports that follow). `PREFETCH_MODELS`: `all`
-    (default), `none`, or a comma-separated list of model names. Failures are only
-    logged: a request then loads what it needs itself."""
-    wanted = os.environ.get("PREFETCH_MODELS", "all").strip()
+    with the rest of the cold start (the imports that follow). `PREFETCH_MODELS`: `none`
+    (default), `all`, or a comma-separated list of model names. Failures are only
+    logged: a request then loads what it needs itself.
+
+    Off by default: on two cores with a nearby S3 (bench/cold_start.py) the thread's CPU
+    work competes with the imports for the GIL and the cold start got longer. It pays
+    where S3 is slow to answer, so that its waits overlap the imports."""
+    wanted = os.environ.get("PREFETCH_MODELS", "none").strip()
     if wanted == "none":
         return None
 
@@ -57,6 +61,7 @@ def prefetch_in_background() -> threading.Thread | None:
         except Exception as exc:  # never let a prefetch failure break init
             logger.warning("prefetch stopped (requests will load models themselves): %s", exc)
 
-    thread = threading.Thread(target=prefetch, name="prefetch-models", daemon=True)
+    # Not a daemon: exiting while onnxruntime builds a session in it would abort the process.
+    thread = threading.Thread(target=prefetch, name="prefetch-models")
     thread.start()
     return thread
