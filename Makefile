@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv run test bench build validate events models publish-models clean
+.PHONY: help venv run test bench build validate deploy events models publish-models clean
 
 help:
 	@echo "make run             serve the API on http://127.0.0.1:$(PORT) (S3 emulated by moto)"
@@ -23,7 +23,8 @@ help:
 	@echo "make validate        sam validate --lint"
 	@echo "make events          regenerate events/ from sam local generate-event"
 	@echo "make models          rebuild models/ (installs the training-only requirements)"
-	@echo "make publish-models BUCKET=name [PREFIX=models/]  upload models/ to S3"
+	@echo "make deploy          sam build + sam deploy --guided (asks, then saves answers in samconfig.toml)"
+	@echo "make publish-models [STACK=onnx-prediction-api | BUCKET=name] [PREFIX=models/]  upload models/"
 
 $(BIN)/.installed: requirements-dev.txt layers/prediction/requirements.txt
 	@test -x $(PY) || "$$(scripts/find-python.sh 3.13)" -m venv $(VENV)
@@ -55,9 +56,13 @@ models: venv
 	$(PY) -m pip install --quiet -r models/requirements-train.txt
 	$(PY) models/build_models.py
 
+deploy: venv
+	sam build
+	sam deploy --guided
+
+STACK ?= onnx-prediction-api
 publish-models: venv
-	@test -n "$(BUCKET)" || { echo "usage: make publish-models BUCKET=<ModelBucketName output> [PREFIX=models/]"; exit 2; }
-	$(PY) scripts/publish_models.py --bucket "$(BUCKET)" --prefix "$(or $(PREFIX),models/)"
+	$(PY) scripts/publish_models.py $(if $(BUCKET),--bucket "$(BUCKET)",--stack "$(STACK)") --prefix "$(or $(PREFIX),models/)"
 
 clean:
 	rm -rf .aws-sam .local .pytest_cache

@@ -48,9 +48,15 @@ class _CloudFormationLoader(yaml.SafeLoader):
     """Reads template.yaml, keeping intrinsic functions (!Ref, !Sub...) as plain values."""
 
 
-_CloudFormationLoader.add_multi_constructor(
-    "!", lambda loader, suffix, node: loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode) else None
-)
+def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+
+
+_CloudFormationLoader.add_multi_constructor("!", _intrinsic)
 
 
 def load_template(template: Path = ROOT / "template.yaml") -> dict[str, Any]:
@@ -138,6 +144,7 @@ def configure_environment(endpoint: str, bucket: str = LOCAL_BUCKET) -> None:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     os.environ.update(MODEL_BUCKET=bucket, S3_ENDPOINT_URL=endpoint)
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # no CloudWatch here: keep EMF off stdout
     os.environ.setdefault("MODEL_CACHE_DIR", str(ROOT / ".local" / "model-cache"))
     sys.path.insert(0, str(ROOT / "layers" / "prediction"))
 

@@ -1,6 +1,7 @@
 """Upload models/ (the manifest and every file it names) to the model bucket, checksums verified.
 
     python scripts/publish_models.py --bucket BUCKET [--prefix models/] [--endpoint-url URL]
+    python scripts/publish_models.py --stack STACK   # the bucket the stack's ModelBucketName output names
 
 Each file is checked against the sha256 the manifest gives before it is sent,
 and sent with that checksum so S3 verifies it too. The manifest goes last, so a
@@ -53,12 +54,22 @@ def publish(s3: Any, bucket: str, prefix: str = "models/", models_dir: Path = MO
     return written
 
 
+def stack_output(stack: str, key: str) -> str:
+    (described,) = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    return outputs[key]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bucket", required=True)
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--bucket")
+    target.add_argument("--stack", help="a deployed stack of this template: publish to its model bucket")
     parser.add_argument("--prefix", default="models/")
     parser.add_argument("--endpoint-url", default=None, help="S3 endpoint, e.g. a local moto server")
     args = parser.parse_args(argv)
+    if args.stack:
+        args.bucket = stack_output(args.stack, "ModelBucketName")
     s3 = boto3.client("s3", endpoint_url=args.endpoint_url)
     try:
         for key in publish(s3, args.bucket, args.prefix):

@@ -7,15 +7,13 @@ if the hashes cannot be read, every request is refused. The token is never logge
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from prediction_service.auth import bearer_token, default_verifier
-
-logger = logging.getLogger()
-logger.setLevel(logging.INFO)
+from prediction_service.observability import logger
 
 
+@logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     authorization = headers.get("authorization")

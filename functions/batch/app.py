@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # With PREFETCH_MODELS set, start fetching models now, overlapping S3 with the imports below.
-from prediction_service.runtime import prefetch_in_background
+from prediction_service.runtime import cache_stats, prefetch_in_background
 
 prefetch_in_background()
 
@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.responses import Response
 from mangum import Mangum
+from prediction_service.observability import instrument
 from prediction_service.api import create_app, get_service, json_response
 from prediction_service.schemas import BatchPredictRequest, BatchPredictResponse
 from prediction_service.service import PredictionService
@@ -36,4 +37,4 @@ async def predict_batch(body: BatchPredictRequest, service: Service) -> Response
     return json_response(result)
 
 
-handler = Mangum(app, lifespan="off")
+handler = instrument(Mangum(app, lifespan="off"), cache_stats)

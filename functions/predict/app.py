@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # With PREFETCH_MODELS set, start fetching models now, overlapping S3 with the imports below.
-from prediction_service.runtime import prefetch_in_background
+from prediction_service.runtime import cache_stats, prefetch_in_background
 
 prefetch_in_background()
 
@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.responses import Response
 from mangum import Mangum
+from prediction_service.observability import instrument
 from prediction_service.api import create_app, get_service, json_response, respond, started_at
 from prediction_service.schemas import ModelList, PredictRequest, PredictResponse
 from prediction_service.service import PredictionService
@@ -37,4 +38,4 @@ async def predict(name: str, body: PredictRequest, request: Request, service: Se
     return respond(service.predict(name, body, started_at(request)))
 
 
-handler = Mangum(app, lifespan="off")
+handler = instrument(Mangum(app, lifespan="off"), cache_stats)

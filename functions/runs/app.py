@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # With PREFETCH_MODELS set, start fetching models now, overlapping S3 with the imports below.
-from prediction_service.runtime import prefetch_in_background
+from prediction_service.runtime import cache_stats, prefetch_in_background
 
 prefetch_in_background()
 
@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, Response
 from mangum import Mangum
+from prediction_service.observability import instrument
 from prediction_service.api import create_app, get_runner, started_at
 from prediction_service.runs import BlockRunner, RunRequest, RunResponse
 
@@ -32,4 +33,4 @@ async def create_run(body: RunRequest, request: Request, runner: Runner) -> Resp
     return JSONResponse(result.body, status_code=result.http_status)
 
 
-handler = Mangum(app, lifespan="off")
+handler = instrument(Mangum(app, lifespan="off"), cache_stats)

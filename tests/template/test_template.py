@@ -52,15 +52,22 @@ def test_every_route_has_a_function_app_route_and_an_event_file() -> None:
 
 
 def statements(function: str) -> list[tuple[str, str, str]]:
+    """(effect, action, resource pattern) of a function's policies; `!Sub [pattern, vars]` gives its pattern."""
     props = load_template()["Resources"][function]["Properties"]
-    return [(s["Effect"], s["Action"], s["Resource"]) for p in props["Policies"] for s in p["Statement"]]
+    found = []
+    for policy in props["Policies"]:
+        for statement in policy["Statement"]:
+            resource = statement["Resource"]
+            found.append((statement["Effect"], statement["Action"], resource[0] if isinstance(resource, list) else resource))
+    return found
 
 
 def test_each_function_gets_only_the_access_it_needs() -> None:
-    read_models = ("Allow", "s3:GetObject", "${ModelBucket.Arn}/${ModelPrefix}*")
+    read_models = ("Allow", "s3:GetObject", "arn:${AWS::Partition}:s3:::${Bucket}/${ModelPrefix}*")
+    write_records = ("Allow", "s3:PutObject", "arn:${AWS::Partition}:s3:::${Bucket}/${RecordsPrefix}*")
     assert statements("PredictFunction") == [read_models]
     assert statements("BatchPredictFunction") == [read_models]
-    assert statements("RunsFunction") == [read_models, ("Allow", "s3:PutObject", "${ModelBucket.Arn}/${RecordsPrefix}*")]
+    assert statements("RunsFunction") == [read_models, write_records]
     ssm, kms = statements("AuthorizerFunction")
     assert ssm[1] == "ssm:GetParameter" and ssm[2].endswith(":parameter${TokenHashesParameterName}")
     assert kms[1] == "kms:Decrypt"
@@ -107,3 +114,13 @@ def test_api_is_throttled_and_cors_is_explicit() -> None:
     cors = api["CorsConfiguration"]
     assert "*" not in cors["AllowOrigins"] and cors["AllowMethods"] == ["GET", "POST"]
     assert cors["AllowHeaders"] == ["authorization", "content-type"]
+
+
+def test_deployment_options_are_parameters() -> None:
+    template = load_template()
+    for name in ("ExistingModelBucket", "FunctionMemorySize", "FunctionTimeout", "ProvisionedConcurrency",
+                 "LogRetentionDays", "EnableTracing", "LogLevel"):
+        assert name in template["Parameters"], name
+    assert template["Resources"]["ModelBucket"]["Condition"] == "CreateModelBucket"
+    logs = [r for r in template["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
+    assert len(logs) == 4 and all(r["Properties"]["RetentionInDays"] == "LogRetentionDays" for r in logs)

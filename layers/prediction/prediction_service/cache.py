@@ -53,7 +53,7 @@ class CacheStats:
     revalidations: int = 0
     stale_served: int = 0
     evictions: int = 0
-    load_seconds: dict[str, float] = field(default_factory=dict)
+    load_seconds: dict[str, float] = field(default_factory=dict)  # key -> total seconds spent loading it
 
 
 class ArtifactCache:
@@ -142,7 +142,7 @@ class ArtifactCache:
             raise StoreError(f"{key}: S3 answered 'not modified' to an unconditional GET")
         value = self._admit(key, obj, parse, sha256).value
         self.stats.s3_loads += 1
-        self.stats.load_seconds[key] = time.perf_counter() - started
+        self.stats.load_seconds[key] = self.stats.load_seconds.get(key, 0.0) + time.perf_counter() - started
         return value
 
     def _revalidate(self, key: str, parse: Callable[[bytes], T], entry: _Entry) -> T:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import onnxruntime as ort
 
-from .cache import ArtifactCache
+from .cache import ArtifactCache, CacheStats
 from .inference import load_session
 from .manifest import FileRef, Manifest, ModelSpec
 from .tables import Table
@@ -15,6 +15,10 @@ class ModelRegistry:
         self._cache = cache
         self._prefix = prefix
         self._manifest_key = manifest_key
+
+    @property
+    def cache_stats(self) -> CacheStats:
+        return self._cache.stats
 
     def manifest(self) -> Manifest:
         return self._cache.get(self._manifest_key, Manifest.parse)

@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 
-from .cache import ArtifactCache
+from .cache import ArtifactCache, CacheStats
 from .registry import ModelRegistry
 from .runs import BlockRunner, RunRecorder
 from .service import PredictionService
@@ -29,6 +29,11 @@ def default_service() -> PredictionService:
     )
     registry = ModelRegistry(cache, prefix=settings.model_prefix, manifest_key=settings.manifest_key)
     return PredictionService(registry, batch_workers=settings.batch_workers)
+
+
+def cache_stats() -> CacheStats | None:
+    """The counters of this environment's artifact cache, once the service exists."""
+    return default_service().registry.cache_stats if default_service.cache_info().currsize else None
 
 
 @functools.cache

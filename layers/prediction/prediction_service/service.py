@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from .errors import BadInputError, ModelNotFoundError, PredictionError
 from .inference import classify, forecast, input_matrix
 from .manifest import ModelSpec
+from .observability import record_prediction
 from .registry import ModelRegistry
 from .schemas import (
     BatchItem,
@@ -32,10 +33,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Outcome:
-    """A response and the HTTP status it is sent with."""
+    """A response, the HTTP status it is sent with, and the time inference took (if it ran)."""
 
     response: PredictResponse
     http_status: int
+    inference_ms: float | None = None
 
 
 def elapsed_ms(started: float) -> int:
@@ -80,15 +82,21 @@ class PredictionService:
             ]
         )
 
-    def predict(self, name: str, request: PredictRequest, started: float | None = None) -> Outcome:
-        """Run one prediction; every failure becomes a response with its status."""
-        started = time.perf_counter() if started is None else started
+    def predict(
+        self, name: str, request: PredictRequest, started: float | None = None, *, single_model: bool = True
+    ) -> Outcome:
+        """Run one prediction; every failure becomes a response with its status. Counted in the metrics."""
+        outcome = self._predict(name, request, time.perf_counter() if started is None else started)
+        record_prediction(name, outcome.response.status.value, outcome.inference_ms, single_model)
+        return outcome
+
+    def _predict(self, name: str, request: PredictRequest, started: float) -> Outcome:
         spec: ModelSpec | None = None
         try:
             spec = self.registry.spec(name)
-            response = self._run(spec, request)
+            response, inference_ms = self._run(spec, request)
             response.duration_ms = elapsed_ms(started)
-            return Outcome(response, 200)
+            return Outcome(response, 200, inference_ms)
         except ModelNotFoundError as exc:
             return self._failure(name, spec, PredictStatus.BAD_REQUEST, exc.message, started, 404)
         except BadInputError as exc:
@@ -126,9 +134,10 @@ class PredictionService:
                 shown, None, PredictStatus.BAD_REQUEST, describe_errors(exc.errors()), started, 400
             ).response
         request = PredictRequest(inputs=item.inputs, ids=item.ids, probability=item.probability)
-        return self.predict(item.model_name, request, started).response
+        return self.predict(item.model_name, request, started, single_model=False).response
 
-    def _run(self, spec: ModelSpec, request: PredictRequest) -> PredictResponse:
+    def _run(self, spec: ModelSpec, request: PredictRequest) -> tuple[PredictResponse, float]:
+        """The response, and the milliseconds spent in inference itself."""
         session = self.registry.session(spec)
         base = {"status": PredictStatus.SUCCESS, "model_name": spec.name, "model_version": spec.version}
         if spec.kind == "forecast":
@@ -136,15 +145,20 @@ class PredictionService:
             if request.ids is not None or request.probability:
                 raise BadInputError("forecast models take `inputs` (one window) or nothing, not ids or probability")
             window = self._window(spec, request)
+            started = time.perf_counter()
             values = forecast(session, window, spec.horizon)
-            return PredictResponse(**base, lookback=spec.lookback, prediction=values, duration_ms=0)
+            inference_ms = (time.perf_counter() - started) * 1000
+            return PredictResponse(**base, lookback=spec.lookback, prediction=values, duration_ms=0), inference_ms
         rows = self._rows(spec, request)
+        started = time.perf_counter()
         labels, probabilities = classify(session, rows, len(spec.classes or ()))
+        inference_ms = (time.perf_counter() - started) * 1000
         if request.probability:
-            return PredictResponse(
+            response = PredictResponse(
                 **base, prediction=labels, probabilities=probabilities, classes=list(spec.classes or ()), duration_ms=0
             )
-        return PredictResponse(**base, prediction=labels, duration_ms=0)
+            return response, inference_ms
+        return PredictResponse(**base, prediction=labels, duration_ms=0), inference_ms
 
     def _window(self, spec: ModelSpec, request: PredictRequest) -> np.ndarray:
         assert spec.lookback is not None and spec.dataset is not None

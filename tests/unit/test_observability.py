@@ -1,0 +1,65 @@
+"""Powertools output of a real invocation: EMF metrics on stdout, JSON logs with the request id."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from typing import Any
+
+from support import ROOT, lambda_context, load_event, load_function
+
+
+def total(blob: dict[str, Any], name: str) -> float:
+    value = blob[name]
+    return sum(value) if isinstance(value, list) else value
+
+
+def emitted(capsys: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(EMF metric blobs, JSON log lines) printed to stdout."""
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    return [line for line in lines if "_aws" in line], [line for line in lines if "level" in line]
+
+
+def test_a_prediction_publishes_its_metrics_with_the_model_dimension(s3: Any, capsys: Any) -> None:
+    predict = load_function("predict")
+    capsys.readouterr()
+    predict.handler(load_event(ROOT / "events/forecast_drive_stats_a.json"), lambda_context())
+    blobs, _ = emitted(capsys)
+    (blob,) = [b for b in blobs if "Predictions" in b]
+    names = {m["Name"] for m in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert {"Requests", "Predictions", "InferenceTime", "CacheHits", "CacheMisses", "ModelLoadTime"} <= names
+    assert blob["model"] == "drive_stats_a" and blob["service"] == "prediction-api"
+    assert total(blob, "Predictions") == 1 and total(blob, "CacheMisses") == 3  # manifest, model, dataset
+    predict.handler(load_event(ROOT / "events/forecast_drive_stats_a.json"), lambda_context())
+    (warm,) = [b for b in emitted(capsys)[0] if "Predictions" in b]
+    assert total(warm, "CacheMisses") == 0 and total(warm, "CacheHits") >= 2 and "ModelLoadTime" not in warm
+
+
+def test_failures_count_as_errors_and_log_json_with_the_request_id(s3: Any, capsys: Any) -> None:
+    s3.delete_object(Bucket="test-models", Key="models/user_churn.onnx")
+    predict = load_function("predict")  # its import shares the JSON log format with the library's loggers
+    stream = io.StringIO()
+    (handler,) = logging.getLogger("prediction_service").handlers
+    previous = handler.setStream(stream)  # type: ignore[attr-defined]
+    capsys.readouterr()
+    try:
+        result = predict.handler(load_event(ROOT / "events/predict_ids_labels.json"), lambda_context())
+    finally:
+        handler.setStream(previous)  # type: ignore[attr-defined]
+    assert result["statusCode"] == 500
+    (blob,) = [b for b in emitted(capsys)[0] if "Predictions" in b]
+    assert total(blob, "PredictionErrors") == 1
+    (error,) = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert error["level"] == "ERROR"
+    assert error["function_request_id"] == lambda_context().aws_request_id
+    assert "user_churn" in error["message"] and error["service"] == "prediction-api"
+
+
+def test_batch_metrics_count_every_item(s3: Any, capsys: Any) -> None:
+    batch = load_function("batch")
+    capsys.readouterr()
+    batch.handler(load_event(ROOT / "events/batch_mixed_statuses.json"), lambda_context())
+    (blob,) = [b for b in emitted(capsys)[0] if "Predictions" in b]
+    assert total(blob, "Predictions") == 4 and total(blob, "PredictionErrors") == 2
+    assert "model" not in blob

@@ -1,0 +1,37 @@
+"""publish_models: checksums verified before upload, manifest last, bucket found from a stack."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from publish_models import main, publish
+from support import ROOT
+
+
+def test_files_go_first_and_the_manifest_last(s3: Any) -> None:
+    keys = publish(s3, "test-models", "v2/")
+    assert keys[-1] == "v2/manifest.yaml" and len(keys) == 6
+
+
+def test_a_file_that_does_not_match_the_manifest_is_not_uploaded(s3: Any, tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(ROOT / "models", models)
+    (models / "user_churn.onnx").write_bytes(b"changed")
+    with pytest.raises(ValueError, match="user_churn.onnx"):
+        publish(s3, "test-models", "v3/", models_dir=models)
+    assert "Contents" not in s3.list_objects_v2(Bucket="test-models", Prefix="v3/manifest.yaml")
+
+
+def test_stack_option_publishes_to_the_stacks_model_bucket(capsys: Any) -> None:
+    with mock_aws():
+        boto3.client("s3").create_bucket(Bucket="stack-models")
+        template = '{"Resources": {"B": {"Type": "AWS::SNS::Topic"}}, "Outputs": {"ModelBucketName": {"Value": "stack-models"}}}'
+        boto3.client("cloudformation").create_stack(StackName="demo", TemplateBody=template)
+        assert main(["--stack", "demo"]) == 0
+        assert len(boto3.client("s3").list_objects_v2(Bucket="stack-models")["Contents"]) == 6
+    assert "uploaded s3://stack-models/models/manifest.yaml" in capsys.readouterr().out
