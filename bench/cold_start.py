@@ -68,7 +68,9 @@ print(json.dumps({{"import function (init)": t2 - t1, "first request": t3 - t2, 
 
 
 def run(code: str, env: dict[str, str]) -> str:
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    """The last line the snippet prints (the function's own output, such as metrics, comes before)."""
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    return out.strip().splitlines()[-1]
 
 
 def median_of(code: str, env: dict[str, str]) -> dict[str, float]:

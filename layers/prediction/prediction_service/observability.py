@@ -2,8 +2,8 @@
 
 - Logs: JSON lines with the service, the Lambda request id and cold-start flag; module
   loggers (`logging.getLogger(__name__)`) share the format. Never tokens or input rows.
-- Metrics: CloudWatch EMF, flushed once per invocation: Requests, Predictions,
-  PredictionErrors, CacheHits, CacheMisses, ModelLoadTime and InferenceTime;
+- Metrics: CloudWatch EMF, flushed once per invocation: Predictions,
+  PredictionErrors, CacheHits, CacheMisses, ModelLoadTime and InferenceTime (zeros left out);
   single-model invocations carry a `model` dimension. Outside Lambda (`make run`)
   POWERTOOLS_METRICS_DISABLED keeps them off stdout.
 - Traces: X-Ray through Powertools Tracer, on when the template's `EnableTracing` is.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +46,6 @@ def instrument(handler: Handler, cache_stats: Callable[[], CacheStats | None] = 
     share_log_format()
 
     def counted(event: dict[str, Any], context: Any) -> Any:
-        metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
         before = _snapshot(cache_stats())
         try:
             return handler(event, context)
@@ -55,6 +55,8 @@ def instrument(handler: Handler, cache_stats: Callable[[], CacheStats | None] = 
 
     wrapped = logger.inject_lambda_context(counted, clear_state=True)
     wrapped = metrics.log_metrics(wrapped, capture_cold_start_metric=True)
+    if tracer.disabled:  # no wrapper at all on the warm path when tracing is off
+        return wrapped
     return tracer.capture_lambda_handler(wrapped, capture_response=False)
 
 
@@ -76,11 +78,14 @@ def record_prediction(model: str, status: str, inference_ms: float | None, singl
 
 
 def record_cache(hits: float, misses: float, load_ms: float) -> None:
-    if hits or misses:
+    """Each metric costs microseconds to add, so zeros are left out (CloudWatch's Sum reads them as 0)."""
+    if hits:
         metrics.add_metric(name="CacheHits", unit=MetricUnit.Count, value=hits)
-        metrics.add_metric(name="CacheMisses", unit=MetricUnit.Count, value=misses)
     if misses:
+        metrics.add_metric(name="CacheMisses", unit=MetricUnit.Count, value=misses)
         metrics.add_metric(name="ModelLoadTime", unit=MetricUnit.Milliseconds, value=load_ms)
 
 
 logging.getLogger("botocore").setLevel(logging.WARNING)
+# Requests without a prediction (listing models, refused bodies) publish no metric; that is fine.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
