@@ -27,7 +27,8 @@ spec = importlib.util.spec_from_file_location("app", root / "functions" / {funct
 function = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(function)
 events = [json.loads((root / "events" / name).read_text()) for name in {events!r}]
-context = types.SimpleNamespace(aws_request_id="bench", function_name={function!r})
+context = types.SimpleNamespace(aws_request_id="bench", function_name={function!r}, function_version="$LATEST",
+                                memory_limit_in_mb=1024, invoked_function_arn="arn:aws:lambda:us-east-1:1:function:bench")
 for _ in range(200):
     for event in events:
         function.handler(event, context)
@@ -47,14 +48,15 @@ def main() -> dict[str, float]:
     paths = [str(ROOT / "layers/prediction")]
     from generate_events import EVENT_TOKEN_HASH
 
-    env = dict(os.environ, MODEL_CACHE_DIR=tempfile.mkdtemp(), PREFETCH_MODELS="none", API_TOKEN_HASHES=EVENT_TOKEN_HASH)
+    env = dict(os.environ, MODEL_CACHE_DIR=tempfile.mkdtemp(), PREFETCH_MODELS="none", API_TOKEN_HASHES=EVENT_TOKEN_HASH,
+               POWERTOOLS_METRICS_DISABLED="true")  # the metrics' stdout is not the function's output
     figures = {}
     print("Peak RSS after warm-up (200 rounds of the function's events)")
     print(f"{'function':12} {'peak MB':>9} {'of 512 MB':>10}")
     for function, events in FUNCTIONS.items():
         code = WORKLOAD.format(paths=paths, function=function, root=str(ROOT), events=events)
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-        peak = json.loads(out)["peak_mb"]
+        peak = json.loads(out.strip().splitlines()[-1])["peak_mb"]
         figures[function] = peak
         print(f"{function:12} {peak:>9.1f} {peak / 512:>9.0%}")
     server.stop()

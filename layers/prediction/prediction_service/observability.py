@@ -6,7 +6,8 @@
   PredictionErrors, CacheHits, CacheMisses, ModelLoadTime and InferenceTime (zeros left out);
   single-model invocations carry a `model` dimension. Outside Lambda (`make run`)
   POWERTOOLS_METRICS_DISABLED keeps them off stdout.
-- Traces: X-Ray through Powertools Tracer, on when the template's `EnableTracing` is.
+- Traces: X-Ray through Powertools Tracer, on when the template's `EnableTracing` is
+  (POWERTOOLS_TRACE_DISABLED=false).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ if TYPE_CHECKING:
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "prediction-api")
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "PredictionApi"), service=SERVICE)
-tracer = Tracer(service=SERVICE)
+# The X-Ray SDK is imported only when tracing is on: it would cost the cold start otherwise.
+TRACING = os.environ.get("POWERTOOLS_TRACE_DISABLED", "true").lower() == "false"
+tracer = Tracer(service=SERVICE) if TRACING else None
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -55,7 +58,7 @@ def instrument(handler: Handler, cache_stats: Callable[[], CacheStats | None] = 
 
     wrapped = logger.inject_lambda_context(counted, clear_state=True)
     wrapped = metrics.log_metrics(wrapped, capture_cold_start_metric=True)
-    if tracer.disabled:  # no wrapper at all on the warm path when tracing is off
+    if tracer is None or tracer.disabled:  # no wrapper at all on the warm path when tracing is off
         return wrapped
     return tracer.capture_lambda_handler(wrapped, capture_response=False)
 
