@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,3 +61,12 @@ def s3(cache_dir: Path) -> Iterator[Any]:
         yield client
         default_service.cache_clear()
         default_runner.cache_clear()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """After the run: the REPORT lines of every `sam local` invocation (Init Duration, Max Memory Used)."""
+    module = sys.modules.get("test_sam_local")
+    if module is not None and module.REPORTS:
+        terminalreporter.write_sep("-", "sam local REPORT lines")
+        for line in module.report_table():
+            terminalreporter.write_line(line)

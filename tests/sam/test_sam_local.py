@@ -37,13 +37,10 @@ def record_reports(source: str, log: str) -> None:
         REPORTS.append((source, match["init"] or "-", match["duration"], match["memory"]))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def print_reports() -> Iterator[None]:
-    yield
-    if REPORTS:
-        lines = [f"{'invocation':48} {'init ms':>9} {'duration ms':>12} {'max memory MB':>14}"]
-        lines += [f"{s:48} {i:>9} {d:>12} {m:>14}" for s, i, d, m in REPORTS]
-        print("\nsam local REPORT lines:\n" + "\n".join(lines))
+def report_table() -> list[str]:
+    """The REPORT lines seen, as a table (printed at the end of the run by tests/conftest.py)."""
+    lines = [f"{'invocation':48} {'init ms':>9} {'duration ms':>12} {'max memory MB':>14}"]
+    return lines + [f"{s:48} {i:>9} {d:>12} {m:>14}" for s, i, d, m in REPORTS]
 
 
 @pytest.mark.parametrize("path", EVENT_FILES, ids=lambda p: p.name)
