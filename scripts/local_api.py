@@ -115,7 +115,7 @@ class LocalApi:
 
 async def _not_found(send: Any) -> None:
     """What API Gateway answers for a path no route matches."""
-    from prediction_service.api import send_json
+    from prediction_service.middleware import send_json
 
     await send_json(send, 404, {"message": "Not Found"})
 

@@ -19,7 +19,7 @@ import jsonschema
 import pytest
 from expectations import EXPECTED, FUNCTIONS, SCHEMA, check_result
 from generate_events import EVENT_TOKEN
-from sam_local import BUCKET, SamLocal, lambda_image, moto_on_bridge, sam_built, sam_env, sam_local  # noqa: F401
+from sam_local import SamLocal, lambda_image, moto_on_bridge, sam_built, sam_env, sam_local  # noqa: F401
 from support import ROOT, free_port, serving
 
 pytestmark = pytest.mark.sam
