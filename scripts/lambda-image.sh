@@ -36,16 +36,7 @@ as_root() {
   fi
 }
 
-install_packages() {
-  local missing=()
-  command -v dockerd >/dev/null || missing+=(docker.io)
-  command -v debootstrap >/dev/null || missing+=(debootstrap)
-  if ((${#missing[@]})); then
-    log "installing ${missing[*]}"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  fi
-}
+install_packages() { "$ROOT/scripts/ensure-packages.sh" dockerd=docker.io debootstrap=debootstrap; }
 
 docker_answers() { docker info >/dev/null 2>&1; }
 
