@@ -40,6 +40,7 @@ FUNCTIONS = {
     "batch": ["batch_drive_stats.json", "batch_mixed_statuses.json"],
     "runs": ["runs_without_record.json"],
     "authorizer": ["authorizer_valid_token.json", "authorizer_wrong_token.json"],
+    "docs": ["openapi_document.json", "playground_page.json", "docs_page.json"],
 }
 
 

@@ -20,6 +20,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS_DIR = ROOT / "events"
+sys.path.insert(0, str(ROOT / "layers" / "prediction"))
+
+from prediction_service.runs import DOCUMENT_EXAMPLE  # noqa: E402
 
 
 # A token for event files and tests only: its hash is what tests and `sam local` runs
@@ -41,13 +44,14 @@ class Case:
     body: str | None = None
     auth: str = "gateway"
     authorizer: bool = False
+    stage: str = "$default"  # a named stage puts `/<stage>` in front of the path
 
     @property
     def path(self) -> str:
         path = self.route
         for key, value in self.path_params.items():
             path = path.replace("{" + key + "}", value)
-        return path
+        return path if self.stage == "$default" else f"/{self.stage}{path}"
 
 
 def _json(value: Any) -> str:
@@ -57,18 +61,7 @@ def _json(value: Any) -> str:
 WINDOW = [round(0.45 + 0.004 * i, 3) for i in range(30)]
 PREDICT = "/v1/models/{name}/predict"
 
-PLAYGROUND_RUN = {
-    "run": {
-        "pipeline_uuid": "ml_inference_online",
-        "block_uuid": "ml/inference/online/predictions",
-        "project": "machine_learning",
-        "variables": {"probability": True, "user_ids": [1, 5, 100]},
-        "record": True,
-        "store_variables": True,
-        "run_upstream_blocks": False,
-        "incomplete_only": False,
-    }
-}
+PLAYGROUND_RUN = DOCUMENT_EXAMPLE  # the playground document's request, as written
 
 
 def run_with(**changes: Any) -> str:
@@ -82,6 +75,10 @@ def run_with(**changes: Any) -> str:
 
 CASES = [
     Case("list_models", "GET", "/v1/models"),
+    Case("list_models_named_stage", "GET", "/v1/models", stage="prod"),
+    Case("describe_drive_stats_a", "GET", "/v1/models/{name}", {"name": "drive_stats_a"}),
+    Case("describe_user_churn", "GET", "/v1/models/{name}", {"name": "user_churn"}),
+    Case("describe_unknown_model", "GET", "/v1/models/{name}", {"name": "no_such_model"}),
     Case("forecast_drive_stats_a", "GET", PREDICT, {"name": "drive_stats_a"}),
     Case("forecast_unknown_model", "GET", PREDICT, {"name": "no_such_model"}),
     Case("forecast_classifier_without_inputs", "GET", PREDICT, {"name": "user_churn"}),
@@ -128,6 +125,10 @@ CASES = [
     Case("runs_unknown_user_ids", "POST", "/api/runs", body=run_with(variables={"user_ids": [1, 424242]})),
     Case("runs_bad_variables", "POST", "/api/runs", body=run_with(variables={"user_ids": "1,5,100"})),
     Case("runs_missing_block", "POST", "/api/runs", body=_json({"run": {"pipeline_uuid": "ml_inference_online"}})),
+    Case("openapi_document", "GET", "/openapi.json", auth="none"),
+    Case("openapi_document_named_stage", "GET", "/openapi.json", auth="none", stage="prod"),
+    Case("docs_page", "GET", "/docs", auth="none"),
+    Case("playground_page", "GET", "/playground", auth="none"),
     Case("authorizer_valid_token", "GET", "/v1/models", auth=f"Bearer {EVENT_TOKEN}", authorizer=True),
     Case("authorizer_wrong_token", "GET", "/v1/models", auth="Bearer wrong-token-0123456789abcdef", authorizer=True),
     Case("authorizer_malformed_header", "GET", "/v1/models", auth=f"Token {EVENT_TOKEN}", authorizer=True),
@@ -181,6 +182,7 @@ def build_event(case: Case) -> dict[str, Any]:
     context["routeKey"] = route_key
     context["http"].update(method=case.method, path=case.path, sourceIp="203.0.113.10", userAgent="curl/8.5.0")
     context["requestId"] = f"{case.name}-0001"
+    context["stage"] = case.stage
     header = f"Bearer {EVENT_TOKEN}" if case.auth == "gateway" else None if case.auth == "none" else case.auth
     if header is not None:
         event["headers"]["authorization"] = header

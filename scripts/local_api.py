@@ -105,19 +105,18 @@ class LocalApi:
                 message = await receive()
             await send({"type": "lifespan.shutdown.complete"})
             return
+        from prediction_service.middleware import send_json
+
         matching = [(m, app) for pattern, m, app in self._routes if pattern.match(scope["path"])]
-        chosen = next((app for m, app in matching if m == scope["method"]), None) or (matching[0][1] if matching else None)
-        if chosen is None:
-            await _not_found(send)
-            return
-        await chosen(scope, receive, send)
-
-
-async def _not_found(send: Any) -> None:
-    """What API Gateway answers for a path no route matches."""
-    from prediction_service.middleware import send_json
-
-    await send_json(send, 404, {"message": "Not Found"})
+        chosen = next((app for m, app in matching if m == scope["method"]), None)
+        if chosen is not None:
+            await chosen(scope, receive, send)
+        elif matching:
+            # API Gateway answers 404 here too; the local server says what HTTP says.
+            allow = ", ".join(sorted({m for m, _ in matching})).encode()
+            await send_json(send, 405, {"message": "Method Not Allowed"}, [(b"allow", allow)])
+        else:
+            await send_json(send, 404, {"message": "Not Found"})  # what API Gateway answers
 
 
 def start_moto(port: int, host: str = "127.0.0.1") -> Any:

@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from support import BUCKET
+from support import BUCKET, ROOT, LocalServer, free_port, serving
 
 
 os.environ.update(
@@ -61,6 +61,19 @@ def s3(cache_dir: Path) -> Iterator[Any]:
         yield client
         default_service.cache_clear()
         default_runner.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def local_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    """`make run`'s server for real: scripts/local_api.py (moto S3 + the function apps) on 127.0.0.1."""
+    server = LocalServer(url=f"http://127.0.0.1:{free_port()}", token="local-server-test-token-0123456789")
+    command = [sys.executable, str(ROOT / "scripts" / "local_api.py"), "--port", server.url.rsplit(":", 1)[1],
+               "--moto-port", str(free_port())]
+    env = {**os.environ, "API_TOKEN": server.token, "MODEL_CACHE_DIR": str(tmp_path_factory.mktemp("cache"))}
+    log_path = tmp_path_factory.mktemp("server") / "server.log"
+    with serving(command, ready_url=f"{server.url}/v1/models", headers=server.auth, log_path=log_path, timeout=60,
+                 cwd=ROOT, env=env):
+        yield server
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

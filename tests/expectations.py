@@ -21,6 +21,7 @@ FUNCTIONS = {
     "batch": "BatchPredictFunction",
     "runs": "RunsFunction",
     "authorizer": "AuthorizerFunction",
+    "docs": "DocsFunction",
 }
 
 
@@ -32,6 +33,7 @@ class Expected:
     item_statuses: list[str] = field(default_factory=list)  # batch answers, in order
     run_output: bool = False  # a playground answer {"run": {"output": [...]}}
     authorized: bool | None = None  # authorizer answers
+    content_type: str = "application/json"
 
 
 def predict(status_code: int, status: str | None = None) -> Expected:
@@ -41,6 +43,10 @@ def predict(status_code: int, status: str | None = None) -> Expected:
 EXPECTED: dict[str, Expected] = {
     "list_models.json": predict(200),
     "list_models_direct_with_token.json": predict(200),
+    "list_models_named_stage.json": predict(200),
+    "describe_drive_stats_a.json": predict(200),
+    "describe_user_churn.json": predict(200),
+    "describe_unknown_model.json": predict(404, "BadRequest"),
     "forecast_drive_stats_a.json": predict(200, "Success"),
     "forecast_unknown_model.json": predict(404, "BadRequest"),
     "forecast_classifier_without_inputs.json": predict(400, "BadRequest"),
@@ -69,6 +75,10 @@ EXPECTED: dict[str, Expected] = {
     "runs_unknown_user_ids.json": Expected("runs", 400, "BadRequest"),
     "runs_bad_variables.json": Expected("runs", 400, "BadRequest"),
     "runs_missing_block.json": Expected("runs", 400, "BadRequest"),
+    "openapi_document.json": Expected("docs", 200),
+    "openapi_document_named_stage.json": Expected("docs", 200),
+    "docs_page.json": Expected("docs", 200, content_type="text/html"),
+    "playground_page.json": Expected("docs", 200, content_type="text/html"),
     "authorizer_valid_token.json": Expected("authorizer", authorized=True),
     "authorizer_wrong_token.json": Expected("authorizer", authorized=False),
     "authorizer_malformed_header.json": Expected("authorizer", authorized=False),
@@ -82,9 +92,11 @@ def check_result(expected: Expected, result: dict[str, Any]) -> None:
         assert (result.get("context") or {}).get("principal", "").startswith("token:") == expected.authorized
         return
     assert result["statusCode"] == expected.status_code, result["body"]
-    assert result["headers"]["content-type"] == "application/json"
-    body = json.loads(result["body"])
+    assert result["headers"]["content-type"].split(";")[0] == expected.content_type
     assert "Traceback" not in result["body"]
+    if expected.content_type != "application/json":
+        return
+    body = json.loads(result["body"])
     if expected.status is not None:
         assert body["status"] == expected.status
         assert isinstance(body["duration_ms"], int) and body["duration_ms"] >= 0

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -18,6 +19,18 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 BUCKET = "test-models"
+
+
+@dataclass(frozen=True)
+class LocalServer:
+    """A running `scripts/local_api.py`: its base URL and the token it accepts."""
+
+    url: str
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
 
 
 def load_function(name: str) -> ModuleType:

@@ -18,13 +18,13 @@ import boto3
 import pytest
 from faulty_s3 import Fault, FaultyS3
 from prediction_service.runtime import default_service
-from prediction_service.schemas import PredictRequest
+from prediction_service.schemas import BatchItem, PredictRequest
 from prediction_service.service import PredictionService
 from publish_models import publish
 from support import ROOT
 
 BUCKET = "faulty-models"
-TWO_FORECASTS = [{"model_name": "drive_stats_a"}, {"model_name": "drive_stats_b"}]
+TWO_FORECASTS = [BatchItem(model_name="drive_stats_a"), BatchItem(model_name="drive_stats_b")]
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def faulty(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[FaultyS3]
     s3.close()
 
 
-def statuses(service: PredictionService, items: list[dict[str, Any]] = TWO_FORECASTS) -> list[str]:
+def statuses(service: PredictionService, items: list[BatchItem] = TWO_FORECASTS) -> list[str]:
     return [p.status.value for p in service.predict_batch(items).predictions]
 
 
@@ -89,7 +89,7 @@ def test_access_denied_on_one_model_fails_only_that_model(faulty: FaultyS3) -> N
 
 def test_s3_errors_fail_only_the_affected_model(faulty: FaultyS3) -> None:
     faulty.fault = Fault("error", match="user_churn")
-    items = [*TWO_FORECASTS, {"model_name": "user_churn", "ids": [1]}]
+    items = [*TWO_FORECASTS, BatchItem(model_name="user_churn", ids=[1])]
     assert statuses(default_service(), items) == ["Success", "Success", "InternalError"]
 
 
@@ -113,7 +113,7 @@ def test_a_file_that_is_not_onnx_is_refused(faulty: FaultyS3, tmp_path: Any) -> 
     publish(boto3.client("s3", endpoint_url=faulty.moto_url), BUCKET, models_dir=models)
     outcome = default_service().predict("drive_stats_a", PredictRequest())
     assert outcome.http_status == 500 and "not a valid ONNX model" in (outcome.response.error_message or "")
-    assert statuses(default_service(), [{"model_name": "drive_stats_b"}]) == ["Success"]
+    assert statuses(default_service(), [BatchItem(model_name="drive_stats_b")]) == ["Success"]
 
 
 def test_model_replaced_before_its_manifest_is_refused_until_the_manifest_follows(faulty: FaultyS3) -> None:

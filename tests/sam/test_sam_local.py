@@ -127,3 +127,24 @@ def test_start_api_authorizer_refuses_missing_and_wrong_tokens(api: str) -> None
     wrong = httpx.get(f"{api}/v1/models", headers={"Authorization": "Bearer wrong-token-0123456789abcdef"}, timeout=60)
     assert wrong.status_code == 403
     assert "message" in wrong.json()
+
+
+def test_start_api_describes_a_model_with_its_window(api: str) -> None:
+    response = httpx.get(f"{api}/v1/models/drive_stats_a", headers=AUTH, timeout=60)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["kind"] == "forecast" and len(body["window"]) == body["lookback"] == 30
+
+
+def test_start_api_serves_the_documentation_routes_without_a_token(api: str) -> None:
+    document = httpx.get(f"{api}/openapi.json", timeout=60)
+    assert document.status_code == 200
+    assert set(document.json()["paths"]) == {
+        "/v1/models", "/v1/models/{name}", "/v1/models/{name}/predict", "/v1/predict", "/api/runs"
+    }
+    docs = httpx.get(f"{api}/docs", timeout=60)
+    assert docs.status_code == 200 and "url: '/openapi.json'" in docs.text
+    playground = httpx.get(f"{api}/playground", timeout=60)
+    assert playground.status_code == 200 and playground.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in playground.headers["content-security-policy"]
+    assert httpx.get(f"{api}/v1/models/drive_stats_a", timeout=60).status_code == 401

@@ -34,7 +34,8 @@ def test_sam_build_puts_the_library_in_the_layer_and_keeps_training_libraries_ou
         assert (layer / package).is_dir(), f"{package} missing from the layer"
     for training_only in ("sklearn", "skl2onnx", "pandas", "pyarrow", "moto"):
         assert not (layer / training_only).exists(), f"{training_only} must not ship in the layer"
-    for function in ("PredictFunction", "BatchPredictFunction", "RunsFunction", "AuthorizerFunction"):
+    assert (layer / "prediction_service" / "static" / "playground.html").is_file()
+    for function in ("PredictFunction", "BatchPredictFunction", "RunsFunction", "AuthorizerFunction", "DocsFunction"):
         assert (ROOT / ".aws-sam" / "build" / function / "app.py").is_file()
 
 
@@ -42,10 +43,14 @@ def test_every_route_has_a_function_app_route_and_an_event_file() -> None:
     routes = {(r.method, r.path) for r in template_routes()}
     assert routes == {
         ("GET", "/v1/models"),
+        ("GET", "/v1/models/{name}"),
         ("GET", "/v1/models/{name}/predict"),
         ("POST", "/v1/models/{name}/predict"),
         ("POST", "/v1/predict"),
         ("POST", "/api/runs"),
+        ("GET", "/openapi.json"),
+        ("GET", "/docs"),
+        ("GET", "/playground"),
     }
     event_routes = {tuple(load_event(p)["routeKey"].split(" ", 1)) for p in (ROOT / "events").glob("*.json")}
     assert routes <= event_routes
@@ -68,6 +73,7 @@ def test_each_function_gets_only_the_access_it_needs() -> None:
     assert statements("PredictFunction") == [read_models]
     assert statements("BatchPredictFunction") == [read_models]
     assert statements("RunsFunction") == [read_models, write_records]
+    assert "Policies" not in load_template()["Resources"]["DocsFunction"]["Properties"], "docs need no AWS access"
     ssm, kms = statements("AuthorizerFunction")
     assert ssm[1] == "ssm:GetParameter" and ssm[2].endswith(":parameter${TokenHashesParameterName}")
     assert kms[1] == "kms:Decrypt"
@@ -78,9 +84,12 @@ def test_every_route_is_behind_the_bearer_token_authorizer() -> None:
     assert api["Auth"]["DefaultAuthorizer"] == "BearerTokenAuthorizer"
     authorizer = api["Auth"]["Authorizers"]["BearerTokenAuthorizer"]
     assert authorizer["Identity"]["Headers"] == ["Authorization"] and authorizer["EnableSimpleResponses"] is True
-    for resource in load_template()["Resources"].values():
+    for name, resource in load_template()["Resources"].items():
         for event in resource.get("Properties", {}).get("Events", {}).values():
-            assert "Auth" not in event["Properties"], "no route may opt out of the authorizer"
+            if name == "DocsFunction":  # the OpenAPI document, its docs page, the playground: no data
+                assert event["Properties"]["Auth"] == {"Authorizer": "NONE"}
+            else:
+                assert "Auth" not in event["Properties"], "no API route may opt out of the authorizer"
 
 
 def test_model_bucket_is_private_encrypted_versioned_and_tls_only() -> None:
@@ -123,4 +132,4 @@ def test_deployment_options_are_parameters() -> None:
         assert name in template["Parameters"], name
     assert template["Resources"]["ModelBucket"]["Condition"] == "CreateModelBucket"
     logs = [r for r in template["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
-    assert len(logs) == 4 and all(r["Properties"]["RetentionInDays"] == "LogRetentionDays" for r in logs)
+    assert len(logs) == 5 and all(r["Properties"]["RetentionInDays"] == "LogRetentionDays" for r in logs)

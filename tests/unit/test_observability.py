@@ -54,6 +54,10 @@ def test_failures_count_as_errors_and_log_json_with_the_request_id(s3: Any, caps
     assert error["level"] == "ERROR"
     assert error["function_request_id"] == lambda_context().aws_request_id
     assert "user_churn" in error["message"] and error["service"] == "prediction-api"
+    assert error["model"] == "user_churn"
+    from prediction_service.observability import logger
+
+    assert "model" not in logger.get_current_keys(), "the model must not label later log lines"
 
 
 def test_batch_metrics_count_every_item(s3: Any, capsys: Any) -> None:

@@ -9,9 +9,10 @@ from typing import Any
 import jsonschema
 from support import BUCKET, ROOT
 from prediction_service.runtime import default_service
-from prediction_service.schemas import PredictRequest
+from prediction_service.schemas import BatchItem, PredictRequest
 from prediction_service.service import PredictionService
 
+TWO_FORECASTS = [BatchItem(model_name="drive_stats_a"), BatchItem(model_name="drive_stats_b")]
 SCHEMA = __import__("json").loads((ROOT / "tests/contract/batch_predict.schema.json").read_text())
 
 
@@ -41,7 +42,7 @@ def test_list_models_reports_which_models_are_loaded(s3: Any) -> None:
 
 def test_a_model_missing_from_s3_fails_alone_in_a_batch(s3: Any) -> None:
     s3.delete_object(Bucket=BUCKET, Key="models/drive_stats_b.onnx")
-    body = default_service().predict_batch([{"model_name": "drive_stats_a"}, {"model_name": "drive_stats_b"}])
+    body = default_service().predict_batch(TWO_FORECASTS)
     statuses = [(p.model_name, p.status.value) for p in body.predictions]
     assert statuses == [("drive_stats_a", "Success"), ("drive_stats_b", "InternalError")]
     assert "does not exist" in (body.predictions[1].error_message or "")
@@ -77,17 +78,23 @@ def test_batch_items_run_in_parallel(s3: Any, monkeypatch: Any) -> None:
 
     service.registry.manifest()  # load the manifest first, so only the models overlap
     monkeypatch.setattr(store, "fetch", slow_fetch)
-    body = service.predict_batch([{"model_name": "drive_stats_a"}, {"model_name": "drive_stats_b"}])
+    body = service.predict_batch(TWO_FORECASTS)
     assert [p.status.value for p in body.predictions] == ["Success", "Success"]
     (start_a, end_a), (start_b, end_b) = sorted(spans)
     assert start_b < end_a, "the second model's download waited for the first"
 
 
-def test_bad_batch_items_get_their_own_bad_request(s3: Any) -> None:
-    items: list[Any] = [{"model_name": "drive_stats_a"}, {"inputs": [[1.0]]}, {"model_name": "user_churn", "ids": "x"}]
+def test_items_that_cannot_be_served_get_their_own_bad_request(s3: Any) -> None:
+    items = [
+        BatchItem(model_name="drive_stats_a"),
+        BatchItem(model_name="no_such_model"),
+        BatchItem(model_name="drive_stats_b", ids=[1]),
+        BatchItem(model_name="user_churn", inputs=[[1.0]]),
+    ]
     body = default_service().predict_batch(items)
-    assert [p.status.value for p in body.predictions] == ["Success", "BadRequest", "BadRequest"]
-    assert body.predictions[1].model_name == "" and "model_name" in (body.predictions[1].error_message or "")
+    assert [p.status.value for p in body.predictions] == ["Success", "BadRequest", "BadRequest", "BadRequest"]
+    assert [p.model_name for p in body.predictions] == [i.model_name for i in items]
+    assert "not in the manifest" in (body.predictions[1].error_message or "")
     jsonschema.validate(body.model_dump(mode="json", exclude_none=True), SCHEMA["response"])
 
 
@@ -125,8 +132,8 @@ def test_warm_batch_runs_inline_and_cold_batch_in_threads(s3: Any) -> None:
         return run(raw)
 
     service._predict_item = recording  # type: ignore[method-assign]
-    service.predict_batch([{"model_name": "drive_stats_a"}, {"model_name": "drive_stats_b"}])
+    service.predict_batch(TWO_FORECASTS)
     assert all(name.startswith("predict") for name in threads)  # cold: the pool
     threads.clear()
-    service.predict_batch([{"model_name": "drive_stats_a"}, {"model_name": "drive_stats_b"}])
+    service.predict_batch(TWO_FORECASTS)
     assert threads == [threading.current_thread().name] * 2  # warm: inline

@@ -1,4 +1,4 @@
-"""ASGI middleware every function's app runs: timing, bearer tokens, JSON bodies.
+"""ASGI middleware every function's app runs: stage paths, timing, bearer tokens, JSON bodies.
 
 Plain ASGI classes rather than Starlette's BaseHTTPMiddleware: each costs a few
 microseconds per request instead of a task and a stream per request.
@@ -18,6 +18,23 @@ from .auth import bearer_token, default_verifier
 logger = logging.getLogger(__name__)
 
 JSON = "application/json"
+
+
+class StagePrefix:
+    """Behind a named API Gateway stage (anything but `$default`) request paths start with
+    `/<stage>`. That prefix becomes the ASGI `root_path`: routes still match, and what links
+    to the API (the docs page, the OpenAPI `servers`) keeps the stage in its URLs."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            stage = ((scope.get("aws.event") or {}).get("requestContext") or {}).get("stage")
+            prefix = f"/{stage}"
+            if stage and stage != "$default" and (scope["path"] + "/").startswith(prefix + "/"):
+                scope = dict(scope, root_path=prefix)
+        await self.app(scope, receive, send)
 
 
 class RequestTimer:

@@ -1,7 +1,7 @@
 """Logs, metrics and traces with Powertools for AWS Lambda.
 
-- Logs: JSON lines with the service, the Lambda request id and cold-start flag; module
-  loggers (`logging.getLogger(__name__)`) share the format. Never tokens or input rows.
+- Logs: JSON lines with the service, the Lambda request id and cold-start flag, and the
+  model of a single-model request; module loggers (`logging.getLogger(__name__)`) share the format. Never tokens or input rows.
 - Metrics: CloudWatch EMF, flushed once per invocation: Predictions,
   PredictionErrors, CacheHits, CacheMisses, ModelLoadTime and InferenceTime (zeros left out);
   single-model invocations carry a `model` dimension. Outside Lambda (`make run`)
@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -67,6 +68,16 @@ def _snapshot(stats: CacheStats | None) -> tuple[int, int, float]:
     if stats is None:
         return (0, 0, 0.0)
     return (stats.hits, stats.s3_loads + stats.disk_loads, sum(stats.load_seconds.values()) * 1000)
+
+
+@contextmanager
+def model_in_logs(model: str) -> Iterator[None]:
+    """Name the model in the log lines written inside the block."""
+    logger.append_keys(model=model)
+    try:
+        yield
+    finally:
+        logger.remove_keys(["model"])
 
 
 def record_prediction(model: str, status: str, inference_ms: float | None, single_model: bool) -> None:

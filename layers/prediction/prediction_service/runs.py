@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 
 from .errors import PredictionError
 from .manifest import ModelSpec
-from .schemas import MAX_ROWS, FiniteFloat, PredictRequest, PredictResponse
+from .schemas import MAX_ROWS, PredictRequest, PredictResponse, Row
 from .service import PredictionService, describe_errors, elapsed_ms
 from .store import S3Store
 
@@ -32,7 +32,7 @@ class RunVariables(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     user_ids: list[StrictInt] | None = Field(default=None, min_length=1, max_length=MAX_ROWS)
-    inputs: list[list[FiniteFloat]] | None = Field(default=None, min_length=1, max_length=MAX_ROWS)
+    inputs: list[Row] | None = Field(default=None, min_length=1, max_length=MAX_ROWS)
     probability: StrictBool = False
 
 
@@ -49,8 +49,23 @@ class RunSpec(BaseModel):
     incomplete_only: StrictBool = False
 
 
+# The playground document's request: the OpenAPI document shows it as the example.
+DOCUMENT_EXAMPLE = {
+    "run": {
+        "pipeline_uuid": "ml_inference_online",
+        "block_uuid": "ml/inference/online/predictions",
+        "project": "machine_learning",
+        "variables": {"probability": True, "user_ids": [1, 5, 100]},
+        "record": True,
+        "store_variables": True,
+        "run_upstream_blocks": False,
+        "incomplete_only": False,
+    }
+}
+
+
 class RunRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [DOCUMENT_EXAMPLE]})
 
     run: RunSpec
 

@@ -4,7 +4,7 @@ the batch response validates against the public `POST /v1/predict` JSON schema."
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
@@ -12,14 +12,25 @@ MAX_ROWS = 1000  # rows (or ids) in one prediction request
 MAX_BATCH_ITEMS = 16  # predictions in one batch request
 
 FiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Row = Annotated[list[FiniteFloat], Field(min_length=1)]
+
+# The rule `_one_source` checks, for the OpenAPI document: never both lists at once.
+_NOT_BOTH_SOURCES = {
+    "not": {
+        "required": ["inputs", "ids"],
+        "properties": {"inputs": {"type": "array"}, "ids": {"type": "array"}},
+    }
+}
 
 
 class PredictRequest(BaseModel):
     """Body of `POST /v1/models/{name}/predict`; empty means "forecast from the model's data"."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={**_NOT_BOTH_SOURCES, "examples": [{"ids": [1, 5, 100], "probability": True}]}
+    )
 
-    inputs: list[list[FiniteFloat]] | None = Field(
+    inputs: list[Row] | None = Field(
         default=None, min_length=1, max_length=MAX_ROWS, description="rows of input values"
     )
     ids: list[StrictInt] | None = Field(
@@ -35,17 +46,19 @@ class PredictRequest(BaseModel):
 
 
 class BatchItem(PredictRequest):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={**_NOT_BOTH_SOURCES, "examples": [{"model_name": "drive_stats_a"}]}
+    )
+
     model_name: str = Field(min_length=1, max_length=128)
 
 
 class BatchPredictRequest(BaseModel):
-    """Body of `POST /v1/predict`. Items are validated one by one so a bad item fails alone."""
+    """Body of `POST /v1/predict`. A request that breaks this shape is refused whole (400);
+    an item that fails at prediction time (unknown model, wrong width) fails alone."""
 
-    predictions: list[dict[str, Any]] = Field(
-        min_length=1,
-        max_length=MAX_BATCH_ITEMS,
-        description="items shaped like {model_name, inputs?, ids?, probability?}",
-        json_schema_extra={"items": BatchItem.model_json_schema()},
+    predictions: list[BatchItem] = Field(
+        min_length=1, max_length=MAX_BATCH_ITEMS, description="the predictions to make, each with its model"
     )
 
 
@@ -94,6 +107,28 @@ class ModelList(BaseModel):
     models: list[ModelInfo]
 
 
+class ModelDetail(ModelInfo):
+    """Body of `GET /v1/models/{name}`: the model, and samples of the data it serves from."""
+
+    window: list[float] | None = Field(
+        default=None, description="forecast models: the last `lookback` points of the dataset GET .../predict uses"
+    )
+    example_ids: list[int] | None = Field(
+        default=None, description="classifiers: a few ids of the feature table, to try `ids` with"
+    )
+
+
 class ErrorBody(BaseModel):
+    """The body of a refused request (4xx) or of a failure (5xx)."""
+
     status: PredictStatus = PredictStatus.BAD_REQUEST
+    model_name: str | None = None
     error_message: str
+    duration_ms: int | None = Field(default=None, ge=0)
+
+
+class UnauthorizedBody(BaseModel):
+    """401: no valid `Authorization: Bearer <token>` header."""
+
+    message: str = "Unauthorized"
+    error_message: str | None = None

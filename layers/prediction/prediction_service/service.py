@@ -11,16 +11,15 @@ from typing import Any
 
 import numpy as np
 
-from pydantic import ValidationError
-
 from .errors import BadInputError, ModelNotFoundError, PredictionError
 from .inference import classify, forecast, input_matrix
 from .manifest import ModelSpec
-from .observability import record_prediction
+from .observability import model_in_logs, record_prediction
 from .registry import ModelRegistry
 from .schemas import (
     BatchItem,
     BatchPredictResponse,
+    ModelDetail,
     ModelInfo,
     ModelList,
     PredictRequest,
@@ -29,6 +28,8 @@ from .schemas import (
 )
 
 logger = logging.getLogger(__name__)
+
+EXAMPLE_IDS = 5  # ids GET /v1/models/{name} shows for a classifier
 
 
 @dataclass(frozen=True)
@@ -63,30 +64,48 @@ class PredictionService:
         self._pool = ThreadPoolExecutor(max_workers=batch_workers, thread_name_prefix="predict")
 
     def list_models(self) -> ModelList:
-        return ModelList(
-            models=[
-                ModelInfo(
-                    name=s.name,
-                    version=s.version,
-                    kind=s.kind,
-                    lookback=s.lookback,
-                    horizon=s.horizon,
-                    inputs=s.input_width,
-                    input_names=list(s.inputs) if s.inputs else None,
-                    classes=list(s.classes) if s.classes else None,
-                    group=s.group,
-                    block=s.block,
-                    loaded=self.registry.is_loaded(s),
-                )
-                for s in self.registry.manifest().models
-            ]
+        return ModelList(models=[self._info(spec) for spec in self.registry.manifest().models])
+
+    def describe(self, name: str) -> ModelDetail:
+        """One model with a sample of its data: the forecast window, or a few feature-table ids.
+
+        Raises ModelNotFoundError for a name not in the manifest, PredictionError when the
+        data cannot be loaded."""
+        spec = self.registry.spec(name)
+        window = example_ids = None
+        if spec.dataset is not None and spec.lookback is not None:
+            window = self.registry.table(spec.dataset).column(spec.dataset.column)[-spec.lookback :].tolist()
+        if spec.features is not None:
+            ids = self.registry.table(spec.features).column(spec.features.id_column)[:EXAMPLE_IDS]
+            example_ids = [int(i) for i in ids]
+        info = self._info(spec).model_dump()
+        return ModelDetail(**info, window=window, example_ids=example_ids)
+
+    def _info(self, spec: ModelSpec) -> ModelInfo:
+        return ModelInfo(
+            name=spec.name,
+            version=spec.version,
+            kind=spec.kind,
+            lookback=spec.lookback,
+            horizon=spec.horizon,
+            inputs=spec.input_width,
+            input_names=list(spec.inputs) if spec.inputs else None,
+            classes=list(spec.classes) if spec.classes else None,
+            group=spec.group,
+            block=spec.block,
+            loaded=self.registry.is_loaded(spec),
         )
 
     def predict(
         self, name: str, request: PredictRequest, started: float | None = None, *, single_model: bool = True
     ) -> Outcome:
         """Run one prediction; every failure becomes a response with its status. Counted in the metrics."""
-        outcome = self._predict(name, request, time.perf_counter() if started is None else started)
+        started = time.perf_counter() if started is None else started
+        if single_model:
+            with model_in_logs(name):
+                outcome = self._predict(name, request, started)
+        else:
+            outcome = self._predict(name, request, started)
         record_prediction(name, outcome.response.status.value, outcome.inference_ms, single_model)
         return outcome
 
@@ -109,32 +128,22 @@ class PredictionService:
             message = "the server could not predict; the error is logged"
             return self._failure(name, spec, PredictStatus.INTERNAL_ERROR, message, started, 500)
 
-    def predict_batch(self, items: Sequence[Any]) -> BatchPredictResponse:
+    def predict_batch(self, items: Sequence[BatchItem]) -> BatchPredictResponse:
         """Items run in parallel; each has its own status, so one failure never fails the others.
 
         When every item's model is already in memory the items run one after another in
         this thread instead: each takes microseconds, less than handing it to a thread.
         """
         started = time.perf_counter()
-        names = [item.get("model_name") if isinstance(item, dict) else None for item in items]
-        if all(isinstance(n, str) and self.registry.is_ready(n) for n in names):
+        if all(self.registry.is_ready(item.model_name) for item in items):
             results = [self._predict_item(item) for item in items]
         else:
             results = list(self._pool.map(self._predict_item, items))
         return BatchPredictResponse(duration_ms=elapsed_ms(started), predictions=results)
 
-    def _predict_item(self, raw: Any) -> PredictResponse:
-        started = time.perf_counter()
-        name = raw.get("model_name") if isinstance(raw, dict) else None
-        try:
-            item = BatchItem.model_validate(raw)
-        except ValidationError as exc:
-            shown = name if isinstance(name, str) else ""
-            return self._failure(
-                shown, None, PredictStatus.BAD_REQUEST, describe_errors(exc.errors()), started, 400
-            ).response
+    def _predict_item(self, item: BatchItem) -> PredictResponse:
         request = PredictRequest(inputs=item.inputs, ids=item.ids, probability=item.probability)
-        return self.predict(item.model_name, request, started, single_model=False).response
+        return self.predict(item.model_name, request, single_model=False).response
 
     def _run(self, spec: ModelSpec, request: PredictRequest) -> tuple[PredictResponse, float]:
         """The response, and the milliseconds spent in inference itself."""

@@ -1,0 +1,48 @@
+"""One OpenAPI document for the whole API, built from every function's router.
+
+Each function serves its own routes; API Gateway joins them under one URL, and so does
+this document. Authentication is API Gateway's (a Lambda authorizer) and the apps'
+middleware, not a FastAPI dependency, so the bearer scheme is added here; request
+validation errors are answered with 400 (ErrorBody), not FastAPI's default 422.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Any
+
+from fastapi.openapi.utils import get_openapi
+
+from . import __version__
+from .routers import batch, models, runs
+
+TITLE = "ONNX prediction API"
+DESCRIPTION = (
+    "Predictions from ONNX models kept in S3, served by AWS Lambda behind API Gateway. "
+    "Every route takes `Authorization: Bearer <token>`."
+)
+BEARER = {"bearerAuth": {"type": "http", "scheme": "bearer", "description": "an API token (scripts/new_token.py)"}}
+
+
+@functools.cache
+def _document() -> dict[str, Any]:
+    routes = [*models.router.routes, *batch.router.routes, *runs.router.routes]
+    document = get_openapi(title=TITLE, version=__version__, description=DESCRIPTION, routes=routes)
+    for path_item in document["paths"].values():
+        for operation in path_item.values():
+            operation["responses"].pop("422", None)
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    document["components"]["securitySchemes"] = BEARER
+    document["security"] = [{"bearerAuth": []}]
+    return document
+
+
+def api_document(root_path: str = "") -> dict[str, Any]:
+    """The document as a client at `root_path` (an API Gateway stage, or "") must see it."""
+    document = copy.deepcopy(_document())
+    if root_path:
+        document["servers"] = [{"url": root_path}]
+    return document

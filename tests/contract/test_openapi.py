@@ -1,0 +1,125 @@
+"""The OpenAPI document the docs function serves: every route, its auth, its stage, and the
+published batch contract (seeds' `POST /v1/predict` page, tests/contract/batch_predict.schema.json)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+import pytest
+from generate_events import PLAYGROUND_RUN
+from local_api import load_template, template_routes
+from support import ROOT, lambda_context, load_event, load_function
+
+SEED = json.loads((ROOT / "tests/contract/batch_predict.schema.json").read_text())
+PUBLIC_ROUTES = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/playground")}
+
+
+@pytest.fixture(scope="module")
+def docs() -> Any:
+    return load_function("docs")
+
+
+def invoke(function: Any, event_file: str) -> dict[str, Any]:
+    return function.handler(load_event(ROOT / "events" / event_file), lambda_context())
+
+
+@pytest.fixture(scope="module")
+def document(docs: Any) -> dict[str, Any]:
+    result = invoke(docs, "openapi_document.json")
+    assert result["statusCode"] == 200
+    return json.loads(result["body"])
+
+
+def component(document: dict[str, Any], name: str) -> dict[str, Any]:
+    """A schema of the document as a standalone JSON schema (its `$ref`s resolve inside it)."""
+    return {"$ref": f"#/components/schemas/{name}", "components": document["components"]}
+
+
+def test_the_document_describes_exactly_the_api_routes_of_the_template(document: dict[str, Any]) -> None:
+    documented = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
+    routes = {(r.method, r.path) for r in template_routes()}
+    assert documented == routes - PUBLIC_ROUTES
+    assert PUBLIC_ROUTES <= routes
+
+
+def test_only_the_documentation_routes_skip_the_authorizer() -> None:
+    resources = load_template()["Resources"]
+    public = set()
+    for resource in resources.values():
+        for event in resource.get("Properties", {}).get("Events", {}).values():
+            if event["Type"] == "HttpApi" and event["Properties"].get("Auth", {}).get("Authorizer") == "NONE":
+                public.add((event["Properties"]["Method"], event["Properties"]["Path"]))
+    assert public == PUBLIC_ROUTES
+
+
+def test_every_operation_asks_for_a_bearer_token_and_documents_its_errors(document: dict[str, Any]) -> None:
+    assert document["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http", "scheme": "bearer", "description": "an API token (scripts/new_token.py)"
+    }
+    assert document["security"] == [{"bearerAuth": []}]
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            responses = operation["responses"]
+            assert {"200", "400", "401", "500"} <= set(responses), (method, path)
+            assert "422" not in responses, "validation errors are answered with 400"
+
+
+def test_the_batch_operation_keeps_the_published_contract(document: dict[str, Any]) -> None:
+    operation = document["paths"]["/v1/predict"]["post"]
+    ours = document["components"]["schemas"]
+    request_ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert request_ref.endswith("/BatchPredictRequest")
+    # what the published page requires, ours requires too
+    assert set(SEED["response"]["required"]) <= set(ours["BatchPredictResponse"]["required"])
+    published_item = SEED["response"]["properties"]["predictions"]["items"]
+    assert set(published_item["required"]) <= set(ours["PredictResponse"]["required"])
+    assert set(published_item["properties"]) <= set(ours["PredictResponse"]["properties"])
+    assert set(published_item["properties"]["status"]["enum"]) == set(ours["PredictStatus"]["enum"])
+    assert "model_name" in ours["BatchItem"]["required"]
+    # the published request example is a valid request for ours
+    example = {"predictions": [{"model_name": "drive_stats_a"}, {"model_name": "drive_stats_b"}]}
+    jsonschema.validate(example, SEED["request"])
+    jsonschema.validate(example, component(document, "BatchPredictRequest"))
+
+
+def test_real_answers_validate_against_both_the_document_and_the_published_schema(
+    s3: Any, document: dict[str, Any]
+) -> None:
+    batch, predict = load_function("batch"), load_function("predict")
+    for event_file in ("batch_drive_stats.json", "batch_mixed_statuses.json"):
+        body = json.loads(invoke(batch, event_file)["body"])
+        jsonschema.validate(body, SEED["response"])
+        jsonschema.validate(body, component(document, "BatchPredictResponse"))
+    for event_file, name in [("describe_drive_stats_a.json", "ModelDetail"), ("describe_user_churn.json", "ModelDetail"),
+                             ("list_models.json", "ModelList"), ("predict_ids_probability.json", "PredictResponse"),
+                             ("predict_unknown_model.json", "ErrorBody"), ("predict_without_token.json", "UnauthorizedBody")]:
+        jsonschema.validate(json.loads(invoke(predict, event_file)["body"]), component(document, name))
+    jsonschema.validate(PLAYGROUND_RUN, component(document, "RunRequest"))
+
+
+def test_behind_a_named_stage_the_document_and_the_docs_page_keep_the_stage(docs: Any) -> None:
+    document = json.loads(invoke(docs, "openapi_document_named_stage.json")["body"])
+    assert document["servers"] == [{"url": "/prod"}]
+    event = load_event(ROOT / "events" / "docs_page.json")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = "/prod/docs"
+    event["requestContext"]["stage"] = "prod"
+    page = docs.handler(event, lambda_context())["body"]
+    assert "url: '/prod/openapi.json'" in page
+    assert "url: '/openapi.json'" in invoke(docs, "docs_page.json")["body"]
+
+
+def test_route_functions_answer_under_a_named_stage(s3: Any) -> None:
+    result = invoke(load_function("predict"), "list_models_named_stage.json")
+    assert result["statusCode"] == 200
+    assert {m["name"] for m in json.loads(result["body"])["models"]} == {"drive_stats_a", "drive_stats_b", "user_churn"}
+
+
+def test_the_playground_page_is_locked_down_by_its_content_security_policy(docs: Any) -> None:
+    result = invoke(docs, "playground_page.json")
+    policy = result["headers"]["content-security-policy"]
+    assert "default-src 'none'" in policy and "connect-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "'unsafe-inline'" not in policy and "http" not in policy
+    assert policy.count("'sha256-") == 2  # its one script and one style, by hash
+    assert result["headers"]["x-content-type-options"] == "nosniff"
