@@ -77,7 +77,13 @@ def local_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServ
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """After the run: the REPORT lines of every `sam local` invocation (Init Duration, Max Memory Used)."""
+    """After the run: the screenshots kept, and the REPORT lines of every `sam local` invocation
+    (Init Duration, Max Memory Used)."""
+    artifacts = sorted((ROOT / "test-artifacts").glob("*.png"))
+    if artifacts:
+        terminalreporter.write_sep("-", "test artifacts")
+        for path in artifacts:
+            terminalreporter.write_line(str(path.relative_to(ROOT)))
     module = sys.modules.get("test_sam_local")
     if module is not None and module.REPORTS:
         terminalreporter.write_sep("-", "sam local REPORT lines")

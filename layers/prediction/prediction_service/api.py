@@ -25,10 +25,14 @@ logger = logging.getLogger(__name__)
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "The request is invalid; `error_message` says why."},
     401: {"model": UnauthorizedBody, "description": "No valid `Authorization: Bearer <token>` header."},
-    404: {"model": ErrorBody, "description": "No model of that name in the manifest."},
     413: {"model": ErrorBody, "description": f"The body is larger than {MAX_BODY_BYTES} bytes."},
     415: {"model": ErrorBody, "description": "The body is not JSON."},
     500: {"model": ErrorBody, "description": "The server failed; the error is logged."},
+}
+
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No model of that name in the manifest."}
 }
 
 

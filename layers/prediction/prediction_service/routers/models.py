@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 
-from ..api import ERROR_RESPONSES, error_response, get_service, json_response, respond, started_at
+from ..api import ERROR_RESPONSES, NOT_FOUND, error_response, get_service, json_response, respond, started_at
 from ..errors import ModelNotFoundError, PredictionError
 from ..schemas import ModelDetail, ModelList, PredictRequest, PredictResponse
 from ..service import PredictionService
@@ -24,7 +24,7 @@ async def list_models(service: Service) -> Response:
     return json_response(service.list_models())
 
 
-@router.get("/v1/models/{name}", response_model=ModelDetail)
+@router.get("/v1/models/{name}", response_model=ModelDetail, responses=NOT_FOUND)
 async def describe_model(name: ModelName, request: Request, service: Service) -> Response:
     """One model, with the window its forecast starts from or a few ids to try."""
     try:
@@ -35,13 +35,13 @@ async def describe_model(name: ModelName, request: Request, service: Service) ->
         return error_response(500, exc.message, request, model_name=name, status="InternalError")
 
 
-@router.get("/v1/models/{name}/predict", response_model=PredictResponse)
+@router.get("/v1/models/{name}/predict", response_model=PredictResponse, responses=NOT_FOUND)
 async def forecast(name: ModelName, request: Request, service: Service) -> Response:
     """Forecast from the model's own dataset: the last `lookback` points in, `horizon` values out."""
     return respond(service.predict(name, PredictRequest(), started_at(request)))
 
 
-@router.post("/v1/models/{name}/predict", response_model=PredictResponse)
+@router.post("/v1/models/{name}/predict", response_model=PredictResponse, responses=NOT_FOUND)
 async def predict(name: ModelName, body: PredictRequest, request: Request, service: Service) -> Response:
     """Predict on the caller's `inputs` rows or on `ids` looked up in the model's feature table."""
     return respond(service.predict(name, body, started_at(request)))
