@@ -184,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     for route in routes:
         print(f"  {route.method:5} {route.path:30} -> {route.function}", flush=True)
     print(f"serving on http://{args.host}:{args.port}  (Ctrl-C stops)", flush=True)
-    print(f"every request needs the header:  Authorization: Bearer {token}", flush=True)
+    print(f"every API request needs the header:  Authorization: Bearer {token}", flush=True)
+    print(f"playground: http://{args.host}:{args.port}/playground   API reference: http://{args.host}:{args.port}/docs",
+          flush=True)
     try:
         uvicorn.run(LocalApi(routes), host=args.host, port=args.port, log_level="warning")
     finally:
