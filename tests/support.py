@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 
@@ -57,6 +57,20 @@ def lambda_context(name: str = "test-function") -> Any:
 
 def load_event(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
+
+
+def skip_loudly(reason: str) -> NoReturn:
+    """Skip, and say so in the log where nobody can miss it (the test needs the machine, not a fix)."""
+    import pytest
+
+    print(f"\n{'!' * 70}\n{reason}\n{'!' * 70}", file=sys.stderr)
+    pytest.skip(reason)
+
+
+def venv_tool(name: str) -> str:
+    """A command installed beside this Python (the project venv), else the one on PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else name
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -12,5 +12,9 @@ from prediction_service.api import create_app
 from prediction_service.observability import instrument
 from prediction_service.routers import batch
 
-app = create_app(batch.router, title="Batch predictions", description="Many models in one request, for ensembling and A/B tests.")
+app = create_app(
+    batch.router,
+    title="Batch predictions",
+    description="Many models in one request, for ensembling and A/B tests.",
+)
 handler = instrument(Mangum(app, lifespan="off"), cache_stats)

@@ -8,5 +8,7 @@ from prediction_service.api import create_app
 from prediction_service.observability import instrument
 from prediction_service.routers import site
 
-app = create_app(site.router, title="Prediction API docs", description="The API's contract and playground.", public=True)
+app = create_app(
+    site.router, title="Prediction API docs", description="The API's contract and playground.", public=True
+)
 handler = instrument(Mangum(app, lifespan="off"))

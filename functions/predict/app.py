@@ -12,5 +12,9 @@ from prediction_service.api import create_app
 from prediction_service.observability import instrument
 from prediction_service.routers import models
 
-app = create_app(models.router, title="Model predictions", description="Predictions from the ONNX models named in the manifest.")
+app = create_app(
+    models.router,
+    title="Model predictions",
+    description="Predictions from the ONNX models named in the manifest.",
+)
 handler = instrument(Mangum(app, lifespan="off"), cache_stats)

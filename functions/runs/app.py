@@ -12,5 +12,9 @@ from prediction_service.api import create_app
 from prediction_service.observability import instrument
 from prediction_service.routers import runs
 
-app = create_app(runs.router, title="Playground runs", description="Online inference in the shape of an ML playground's block runs.")
+app = create_app(
+    runs.router,
+    title="Playground runs",
+    description="Online inference in the shape of an ML playground's block runs.",
+)
 handler = instrument(Mangum(app, lifespan="off"), cache_stats)

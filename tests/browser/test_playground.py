@@ -6,14 +6,17 @@ go to test-artifacts/."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from support import ROOT, LocalServer
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+from support import ROOT, LocalServer, skip_loudly
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 
@@ -28,16 +31,11 @@ CHROMIUM_FLAGS = [
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    result = subprocess.run([str(ROOT / "scripts/ensure-packages.sh"), "chromium=chromium", "chromedriver=chromium-driver"],
-                            capture_output=True, text=True)
+    ensure = [str(ROOT / "scripts/ensure-packages.sh"), "chromium=chromium", "chromedriver=chromium-driver"]
+    result = subprocess.run(ensure, capture_output=True, text=True)
     if result.returncode == 3:
-        reason = f"CHROMIUM CANNOT BE INSTALLED ON THIS MACHINE; browser tests skipped:\n{result.stderr[-2000:]}"
-        print(f"\n{'!' * 70}\n{reason}\n{'!' * 70}", file=sys.stderr)
-        pytest.skip(reason)
+        skip_loudly(f"CHROMIUM CANNOT BE INSTALLED ON THIS MACHINE; browser tests skipped:\n{result.stderr[-2000:]}")
     assert result.returncode == 0, result.stderr
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # to read the page's console
@@ -57,14 +55,10 @@ class Page:
     """The playground as a user sees it: fields to fill, buttons to click, what it shows."""
 
     def __init__(self, driver: Any) -> None:
-        from selenium.webdriver.support.ui import WebDriverWait
-
         self.driver = driver
         self.wait = WebDriverWait(driver, 20)
 
     def el(self, element_id: str) -> Any:
-        from selenium.webdriver.common.by import By
-
         return self.driver.find_element(By.ID, element_id)
 
     def fill(self, element_id: str, text: str) -> None:
@@ -84,14 +78,11 @@ class Page:
         return self.status()
 
     def choose_model(self, name: str) -> None:
-        from selenium.webdriver.support.ui import Select
-
         Select(self.el("model")).select_by_value(name)
-        self.wait.until(lambda _: self.el("model-info").get_attribute("data-model") == name and self.el("predict").is_enabled())
+        info = self.el("model-info")
+        self.wait.until(lambda _: info.get_attribute("data-model") == name and self.el("predict").is_enabled())
 
     def table(self) -> list[list[str]]:
-        from selenium.webdriver.common.by import By
-
         rows = self.el("result-table").find_elements(By.TAG_NAME, "tr")
         return [[cell.text for cell in row.find_elements(By.CSS_SELECTOR, "th, td")] for row in rows]
 
@@ -164,7 +155,9 @@ def test_classification_with_probabilities_for_user_ids(page: Page, local_server
     classes = expected["classes"]
     assert page.table() == [["user id", "label", "P(stays)", "P(churns)"]] + [
         [str(uid), classes[label], *(f"{p:.4f}" for p in probabilities)]
-        for uid, label, probabilities in zip([1, 5, 100], expected["prediction"], expected["probabilities"], strict=True)
+        for uid, label, probabilities in zip(
+            [1, 5, 100], expected["prediction"], expected["probabilities"], strict=True
+        )
     ]
     assert not page.el("chart-box").is_displayed()
     page.screenshot("playground-classifier.png")

@@ -93,9 +93,15 @@ def test_real_answers_validate_against_both_the_document_and_the_published_schem
         body = json.loads(invoke(batch, event_file)["body"])
         jsonschema.validate(body, SEED["response"])
         jsonschema.validate(body, component(document, "BatchPredictResponse"))
-    for event_file, name in [("describe_drive_stats_a.json", "ModelDetail"), ("describe_user_churn.json", "ModelDetail"),
-                             ("list_models.json", "ModelList"), ("predict_ids_probability.json", "PredictResponse"),
-                             ("predict_unknown_model.json", "ErrorBody"), ("predict_without_token.json", "UnauthorizedBody")]:
+    answers = {
+        "describe_drive_stats_a.json": "ModelDetail",
+        "describe_user_churn.json": "ModelDetail",
+        "list_models.json": "ModelList",
+        "predict_ids_probability.json": "PredictResponse",
+        "predict_unknown_model.json": "ErrorBody",
+        "predict_without_token.json": "UnauthorizedBody",
+    }
+    for event_file, name in answers.items():
         jsonschema.validate(json.loads(invoke(predict, event_file)["body"]), component(document, name))
     jsonschema.validate(PLAYGROUND_RUN, component(document, "RunRequest"))
 

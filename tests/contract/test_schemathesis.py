@@ -6,13 +6,11 @@ stateful phases. Bounded: a fixed seed and a fixed number of examples per operat
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from support import ROOT, LocalServer
+from support import ROOT, LocalServer, venv_tool
 
 pytestmark = pytest.mark.server
 
@@ -20,14 +18,9 @@ MAX_EXAMPLES = 100
 SEED = 20261123
 
 
-def schemathesis_command() -> str:
-    beside = Path(sys.executable).parent / "schemathesis"
-    return str(beside) if beside.exists() else shutil.which("schemathesis") or "schemathesis"
-
-
 def test_schemathesis_finds_no_failure(local_server: LocalServer, tmp_path: Path) -> None:
     command = [
-        schemathesis_command(), "--no-color", "--config-file", str(ROOT / "tests/contract/schemathesis.toml"),
+        venv_tool("schemathesis"), "--no-color", "--config-file", str(ROOT / "tests/contract/schemathesis.toml"),
         "run", f"{local_server.url}/openapi.json",
         "--header", f"Authorization: Bearer {local_server.token}",
         "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED),

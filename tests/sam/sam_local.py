@@ -14,7 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
-from support import ROOT, free_port
+from support import ROOT, free_port, skip_loudly
 from generate_events import EVENT_TOKEN_HASH, sam_command
 
 BUCKET = "sam-local-models"
@@ -55,9 +55,7 @@ def lambda_image() -> Iterator[str]:
     script = str(ROOT / "scripts" / "lambda-image.sh")
     result = subprocess.run([script, "ensure"], capture_output=True, text=True)
     if result.returncode == 3:
-        reason = f"DOCKER CANNOT START ON THIS MACHINE; sam local tests skipped:\n{result.stderr[-2000:]}"
-        print(f"\n{'!' * 70}\n{reason}\n{'!' * 70}", file=sys.stderr)
-        pytest.skip(reason)
+        skip_loudly(f"DOCKER CANNOT START ON THIS MACHINE; sam local tests skipped:\n{result.stderr[-2000:]}")
     assert result.returncode == 0, result.stderr[-4000:]
     yield result.stdout.strip().splitlines()[-1]
     subprocess.run([script, "stop"], check=False)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import ROOT, load_event
+from support import ROOT, load_event, venv_tool
 from generate_events import sam_command
 from local_api import load_template, template_routes
 
@@ -104,7 +104,7 @@ def test_model_bucket_is_private_encrypted_versioned_and_tls_only() -> None:
 
 def test_cfn_lint_finds_nothing_in_the_template() -> None:
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "cfn-lint"), "template.yaml"], cwd=ROOT, capture_output=True, text=True
+        [venv_tool("cfn-lint"), "template.yaml"], cwd=ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

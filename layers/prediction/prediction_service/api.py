@@ -66,7 +66,8 @@ def respond(outcome: Outcome) -> Response:
 def error_response(
     status_code: int, message: str, request: Request, *, model_name: str | None = None, status: str = "BadRequest"
 ) -> Response:
-    body = ErrorBody(status=status, model_name=model_name, error_message=message, duration_ms=elapsed_ms(started_at(request)))
+    duration_ms = elapsed_ms(started_at(request))
+    body = ErrorBody(status=status, model_name=model_name, error_message=message, duration_ms=duration_ms)
     return json_response(body, status_code)
 
 

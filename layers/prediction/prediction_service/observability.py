@@ -1,7 +1,8 @@
 """Logs, metrics and traces with Powertools for AWS Lambda.
 
 - Logs: JSON lines with the service, the Lambda request id and cold-start flag, and the
-  model of a single-model request; module loggers (`logging.getLogger(__name__)`) share the format. Never tokens or input rows.
+  model of a single-model request; module loggers (`logging.getLogger(__name__)`) share
+  the format. Never tokens or input rows.
 - Metrics: CloudWatch EMF, flushed once per invocation: Predictions,
   PredictionErrors, CacheHits, CacheMisses, ModelLoadTime and InferenceTime (zeros left out);
   single-model invocations carry a `model` dimension. Outside Lambda (`make run`)
