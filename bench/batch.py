@@ -32,7 +32,7 @@ def eight_models() -> Path:
 
 def main() -> dict[str, float]:
     server, _ = start_s3(eight_models())
-    from prediction_service.runtime import default_service
+    from prediction_service.composition import default_service
     from support import http_event, lambda_context, load_function
 
     batch = load_function("batch")

@@ -58,7 +58,7 @@ t0 = time.perf_counter()
 sys.path[:0] = {paths!r}
 from support import http_event, lambda_context, load_function
 t1 = time.perf_counter()
-predict = load_function("predict")
+predict = load_function("models")
 t2 = time.perf_counter()
 result = predict.handler(http_event("GET", "/v1/models/drive_stats_a/predict"), lambda_context())
 t3 = time.perf_counter()

@@ -36,11 +36,11 @@ print(json.dumps({{"python_mb": baseline, "peak_mb": high_water_mb()}}))
 """
 
 FUNCTIONS = {
-    "predict": ["forecast_drive_stats_a.json", "predict_ids_probability.json", "predict_forecast_window.json"],
+    "models": ["models_forecast_drive_stats_a.json", "models_predict_ids_probability.json", "models_predict_forecast_window.json"],
     "batch": ["batch_drive_stats.json", "batch_mixed_statuses.json"],
     "runs": ["runs_without_record.json"],
     "authorizer": ["authorizer_valid_token.json", "authorizer_wrong_token.json"],
-    "docs": ["openapi_document.json", "playground_page.json", "docs_page.json"],
+    "docs": ["docs_openapi_document.json", "docs_playground_page.json", "docs_page.json"],
 }
 
 

@@ -36,10 +36,10 @@ def bare_fastapi_handler() -> Any:
 def main() -> dict[str, float]:
     os.environ["MODEL_CACHE_DIR"] = tempfile.mkdtemp()
     server, _ = start_s3()
-    from prediction_service.runtime import default_service
+    from prediction_service.composition import default_service
     from support import http_event, lambda_context, load_function
 
-    predict = load_function("predict")
+    predict = load_function("models")
     window = [round(0.45 + 0.004 * i, 3) for i in range(30)]
     event = http_event("POST", "/v1/models/drive_stats_a/predict", json.dumps({"inputs": [window]}))
     context = lambda_context()

@@ -49,7 +49,7 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def s3(cache_dir: Path) -> Iterator[Any]:
     """moto's S3 with the bucket holding models/ as `make publish-models` uploads it."""
-    from prediction_service.runtime import default_runner, default_service
+    from prediction_service.composition import default_runner, default_service
     from publish_models import publish
 
     with mock_aws():

@@ -17,8 +17,8 @@ SCHEMA = json.loads((Path(__file__).parent / "contract" / "batch_predict.schema.
 
 # function directory (functions/<dir>) -> the SAM logical id serving it
 FUNCTIONS = {
-    "predict": "PredictFunction",
-    "batch": "BatchPredictFunction",
+    "models": "ModelsFunction",
+    "batch": "BatchFunction",
     "runs": "RunsFunction",
     "authorizer": "AuthorizerFunction",
     "docs": "DocsFunction",
@@ -36,31 +36,31 @@ class Expected:
     content_type: str = "application/json"
 
 
-def predict(status_code: int, status: str | None = None) -> Expected:
-    return Expected("predict", status_code, status)
+def models(status_code: int, status: str | None = None) -> Expected:
+    return Expected("models", status_code, status)
 
 
 EXPECTED: dict[str, Expected] = {
-    "list_models.json": predict(200),
-    "list_models_direct_with_token.json": predict(200),
-    "list_models_named_stage.json": predict(200),
-    "describe_drive_stats_a.json": predict(200),
-    "describe_user_churn.json": predict(200),
-    "describe_unknown_model.json": predict(404, "BadRequest"),
-    "forecast_drive_stats_a.json": predict(200, "Success"),
-    "forecast_unknown_model.json": predict(404, "BadRequest"),
-    "forecast_classifier_without_inputs.json": predict(400, "BadRequest"),
-    "predict_forecast_window.json": predict(200, "Success"),
-    "predict_ids_probability.json": predict(200, "Success"),
-    "predict_ids_labels.json": predict(200, "Success"),
-    "predict_feature_rows.json": predict(200, "Success"),
-    "predict_malformed_json.json": predict(400, "BadRequest"),
-    "predict_wrong_width.json": predict(400, "BadRequest"),
-    "predict_nan.json": predict(400, "BadRequest"),
-    "predict_unknown_ids.json": predict(400, "BadRequest"),
-    "predict_unknown_model.json": predict(404, "BadRequest"),
-    "predict_without_token.json": predict(401),
-    "predict_wrong_token.json": predict(401),
+    "models_list.json": models(200),
+    "models_list_direct_with_token.json": models(200),
+    "models_list_named_stage.json": models(200),
+    "models_describe_drive_stats_a.json": models(200),
+    "models_describe_user_churn.json": models(200),
+    "models_describe_unknown_model.json": models(404, "BadRequest"),
+    "models_forecast_drive_stats_a.json": models(200, "Success"),
+    "models_forecast_unknown_model.json": models(404, "BadRequest"),
+    "models_forecast_classifier_without_inputs.json": models(400, "BadRequest"),
+    "models_predict_forecast_window.json": models(200, "Success"),
+    "models_predict_ids_probability.json": models(200, "Success"),
+    "models_predict_ids_labels.json": models(200, "Success"),
+    "models_predict_feature_rows.json": models(200, "Success"),
+    "models_predict_malformed_json.json": models(400, "BadRequest"),
+    "models_predict_wrong_width.json": models(400, "BadRequest"),
+    "models_predict_nan.json": models(400, "BadRequest"),
+    "models_predict_unknown_ids.json": models(400, "BadRequest"),
+    "models_predict_unknown_model.json": models(404, "BadRequest"),
+    "models_predict_without_token.json": models(401),
+    "models_predict_wrong_token.json": models(401),
     "batch_drive_stats.json": Expected("batch", 200, item_statuses=["Success", "Success"]),
     "batch_mixed_statuses.json": Expected(
         "batch", 200, item_statuses=["Success", "Success", "BadRequest", "BadRequest"]
@@ -75,10 +75,10 @@ EXPECTED: dict[str, Expected] = {
     "runs_unknown_user_ids.json": Expected("runs", 400, "BadRequest"),
     "runs_bad_variables.json": Expected("runs", 400, "BadRequest"),
     "runs_missing_block.json": Expected("runs", 400, "BadRequest"),
-    "openapi_document.json": Expected("docs", 200),
-    "openapi_document_named_stage.json": Expected("docs", 200),
+    "docs_openapi_document.json": Expected("docs", 200),
+    "docs_openapi_document_named_stage.json": Expected("docs", 200),
     "docs_page.json": Expected("docs", 200, content_type="text/html"),
-    "playground_page.json": Expected("docs", 200, content_type="text/html"),
+    "docs_playground_page.json": Expected("docs", 200, content_type="text/html"),
     "authorizer_valid_token.json": Expected("authorizer", authorized=True),
     "authorizer_wrong_token.json": Expected("authorizer", authorized=False),
     "authorizer_malformed_header.json": Expected("authorizer", authorized=False),

@@ -108,7 +108,7 @@ def serving(
 
 def http_event(method: str, path: str, body: str | None = None, headers: dict[str, str] | None = None) -> dict[str, Any]:
     """An API Gateway HTTP API event for any request, shaped like the files in events/ (gateway-approved)."""
-    event = load_event(ROOT / "events" / "predict_ids_labels.json")
+    event = load_event(ROOT / "events" / "models_predict_ids_labels.json")
     event["rawPath"] = path
     event["requestContext"]["http"].update(method=method, path=path)
     event["headers"] = {"content-type": "application/json", **(headers or {})}

@@ -6,9 +6,9 @@ from __future__ import annotations
 from mangum import Mangum
 from prediction_service.api import create_app
 from prediction_service.observability import instrument
-from prediction_service.routers import site
+from prediction_service.routers import docs
 
 app = create_app(
-    site.router, title="Prediction API docs", description="The API's contract and playground.", public=True
+    docs.router, title="Prediction API docs", description="The API's contract and playground.", public=True
 )
 handler = instrument(Mangum(app, lifespan="off"))

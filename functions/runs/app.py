@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # With PREFETCH_MODELS set, start fetching models now, overlapping S3 with the imports below.
-from prediction_service.runtime import cache_stats, prefetch_in_background
+from prediction_service.composition import cache_stats, prefetch_in_background
 
 prefetch_in_background()
 

@@ -27,7 +27,7 @@ def invoke(function: Any, event_file: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def document(docs: Any) -> dict[str, Any]:
-    result = invoke(docs, "openapi_document.json")
+    result = invoke(docs, "docs_openapi_document.json")
     assert result["statusCode"] == 200
     return json.loads(result["body"])
 
@@ -88,18 +88,18 @@ def test_the_batch_operation_keeps_the_published_contract(document: dict[str, An
 def test_real_answers_validate_against_both_the_document_and_the_published_schema(
     s3: Any, document: dict[str, Any]
 ) -> None:
-    batch, predict = load_function("batch"), load_function("predict")
+    batch, predict = load_function("batch"), load_function("models")
     for event_file in ("batch_drive_stats.json", "batch_mixed_statuses.json"):
         body = json.loads(invoke(batch, event_file)["body"])
         jsonschema.validate(body, SEED["response"])
         jsonschema.validate(body, component(document, "BatchPredictResponse"))
     answers = {
-        "describe_drive_stats_a.json": "ModelDetail",
-        "describe_user_churn.json": "ModelDetail",
-        "list_models.json": "ModelList",
-        "predict_ids_probability.json": "PredictResponse",
-        "predict_unknown_model.json": "ErrorBody",
-        "predict_without_token.json": "UnauthorizedBody",
+        "models_describe_drive_stats_a.json": "ModelDetail",
+        "models_describe_user_churn.json": "ModelDetail",
+        "models_list.json": "ModelList",
+        "models_predict_ids_probability.json": "PredictResponse",
+        "models_predict_unknown_model.json": "ErrorBody",
+        "models_predict_without_token.json": "UnauthorizedBody",
     }
     for event_file, name in answers.items():
         jsonschema.validate(json.loads(invoke(predict, event_file)["body"]), component(document, name))
@@ -107,7 +107,7 @@ def test_real_answers_validate_against_both_the_document_and_the_published_schem
 
 
 def test_behind_a_named_stage_the_document_and_the_docs_page_keep_the_stage(docs: Any) -> None:
-    document = json.loads(invoke(docs, "openapi_document_named_stage.json")["body"])
+    document = json.loads(invoke(docs, "docs_openapi_document_named_stage.json")["body"])
     assert document["servers"] == [{"url": "/prod"}]
     event = load_event(ROOT / "events" / "docs_page.json")
     event["rawPath"] = event["requestContext"]["http"]["path"] = "/prod/docs"
@@ -118,13 +118,13 @@ def test_behind_a_named_stage_the_document_and_the_docs_page_keep_the_stage(docs
 
 
 def test_route_functions_answer_under_a_named_stage(s3: Any) -> None:
-    result = invoke(load_function("predict"), "list_models_named_stage.json")
+    result = invoke(load_function("models"), "models_list_named_stage.json")
     assert result["statusCode"] == 200
     assert {m["name"] for m in json.loads(result["body"])["models"]} == {"drive_stats_a", "drive_stats_b", "user_churn"}
 
 
 def test_the_playground_page_is_locked_down_by_its_content_security_policy(docs: Any) -> None:
-    result = invoke(docs, "playground_page.json")
+    result = invoke(docs, "docs_playground_page.json")
     policy = result["headers"]["content-security-policy"]
     assert "default-src 'none'" in policy and "connect-src 'self'" in policy and "frame-ancestors 'none'" in policy
     assert "'unsafe-inline'" not in policy and "http" not in policy

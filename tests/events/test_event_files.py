@@ -30,7 +30,7 @@ def test_event_file(path: Path, s3: Any, functions: dict[str, Any]) -> None:
 
 
 def test_forecast_event_returns_horizon_values_for_the_model(s3: Any, functions: dict[str, Any]) -> None:
-    result = functions["predict"].handler(load_event(ROOT / "events/forecast_drive_stats_a.json"), lambda_context())
+    result = functions["models"].handler(load_event(ROOT / "events/models_forecast_drive_stats_a.json"), lambda_context())
     body = json.loads(result["body"])
     assert body["model_name"] == "drive_stats_a" and body["model_version"] == "1.0" and body["lookback"] == 30
     assert len(body["prediction"]) == 3
@@ -39,7 +39,7 @@ def test_forecast_event_returns_horizon_values_for_the_model(s3: Any, functions:
 
 
 def test_probability_event_gives_class_probabilities_per_user(s3: Any, functions: dict[str, Any]) -> None:
-    result = functions["predict"].handler(load_event(ROOT / "events/predict_ids_probability.json"), lambda_context())
+    result = functions["models"].handler(load_event(ROOT / "events/models_predict_ids_probability.json"), lambda_context())
     body = json.loads(result["body"])
     assert body["classes"] == ["stays", "churns"]
     assert len(body["probabilities"]) == 3
@@ -49,14 +49,14 @@ def test_probability_event_gives_class_probabilities_per_user(s3: Any, functions
 
 
 def test_labels_event_gives_integer_labels(s3: Any, functions: dict[str, Any]) -> None:
-    result = functions["predict"].handler(load_event(ROOT / "events/predict_ids_labels.json"), lambda_context())
+    result = functions["models"].handler(load_event(ROOT / "events/models_predict_ids_labels.json"), lambda_context())
     body = json.loads(result["body"])
     assert "probabilities" not in body
     assert len(body["prediction"]) == 3 and all(v in (0, 1) and isinstance(v, int) for v in body["prediction"])
 
 
 def test_list_models_event_names_every_manifest_model(s3: Any, functions: dict[str, Any]) -> None:
-    result = functions["predict"].handler(load_event(ROOT / "events/list_models.json"), lambda_context())
+    result = functions["models"].handler(load_event(ROOT / "events/models_list.json"), lambda_context())
     models = {m["name"]: m for m in json.loads(result["body"])["models"]}
     assert set(models) == {"drive_stats_a", "drive_stats_b", "user_churn"}
     assert models["user_churn"]["classes"] == ["stays", "churns"] and models["user_churn"]["inputs"] == 4
@@ -87,8 +87,8 @@ def test_event_files_are_what_the_generator_writes() -> None:
     from generate_events import CASES, build_event
 
     assert {f"{c.name}.json" for c in CASES} == {p.name for p in EVENT_FILES}
-    case = next(c for c in CASES if c.name == "predict_nan")
-    assert build_event(case) == load_event(ROOT / "events" / "predict_nan.json")
+    case = next(c for c in CASES if c.name == "models_predict_nan")
+    assert build_event(case) == load_event(ROOT / "events" / "models_predict_nan.json")
 
 
 def test_document_run_event_writes_its_record_to_s3(s3: Any, functions: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ CHURN = "/v1/models/user_churn/predict"
 
 @pytest.fixture(scope="module")
 def functions() -> dict[str, Any]:
-    return {name: load_function(name) for name in ("predict", "batch", "runs")}
+    return {name: load_function(name) for name in ("models", "batch", "runs")}
 
 
 def call(functions: dict[str, Any], function: str, method: str, path: str, body: str | None = None,
@@ -36,37 +36,37 @@ def run(**changes: Any) -> str:
 
 CATALOGUE = [
     # (id, function, method, path, body, content type, status, words in the error)
-    ("array body", "predict", "POST", CHURN, "[1, 2]", "application/json", 400, "dictionary"),
-    ("string body", "predict", "POST", CHURN, '"ids"', "application/json", 400, "dictionary"),
-    ("null body", "predict", "POST", CHURN, "null", "application/json", 400, "body"),
-    ("truncated JSON", "predict", "POST", CHURN, '{"ids": [1', "application/json", 400, "not valid JSON"),
-    ("inputs not a list", "predict", "POST", CHURN, '{"inputs": "1,2,3,4"}', "application/json", 400, "inputs"),
-    ("string number", "predict", "POST", CHURN, '{"inputs": [["1", 2, 3, 4]]}', "application/json", 400, "inputs.0.0"),
-    ("boolean number", "predict", "POST", CHURN, '{"inputs": [[true, 2, 3, 4]]}', "application/json", 400, "inputs.0.0"),
-    ("null number", "predict", "POST", CHURN, '{"inputs": [[null, 2, 3, 4]]}', "application/json", 400, "inputs.0.0"),
-    ("fractional id", "predict", "POST", CHURN, '{"ids": [1.5]}', "application/json", 400, "ids.0"),
-    ("string id", "predict", "POST", CHURN, '{"ids": ["1"]}', "application/json", 400, "ids.0"),
-    ("string probability", "predict", "POST", CHURN, '{"ids": [1], "probability": "yes"}', "application/json", 400, "probability"),
-    ("unknown field", "predict", "POST", CHURN, '{"input": [[1, 2, 3, 4]]}', "application/json", 400, "input"),
-    ("inputs and ids", "predict", "POST", CHURN, f'{{"inputs": [{ROW}], "ids": [1]}}', "application/json", 400, "not both"),
-    ("no rows", "predict", "POST", CHURN, '{"inputs": []}', "application/json", 400, "inputs"),
-    ("empty row", "predict", "POST", CHURN, '{"inputs": [[]]}', "application/json", 400, "inputs.0: List should have at least 1 item"),
-    ("short row", "predict", "POST", CHURN, '{"inputs": [[1, 2]]}', "application/json", 400, "4 values, got 2"),
-    ("ragged rows", "predict", "POST", CHURN, f'{{"inputs": [{ROW}, [1]]}}', "application/json", 400, "same length"),
-    ("too many rows", "predict", "POST", CHURN, json.dumps({"inputs": [[1, 2, 3, 4]] * 1001}), "application/json", 400, "1000"),
-    ("NaN", "predict", "POST", CHURN, '{"inputs": [[NaN, 2, 3, 4]]}', "application/json", 400, "finite"),
-    ("Infinity", "predict", "POST", CHURN, '{"inputs": [[Infinity, 2, 3, 4]]}', "application/json", 400, "finite"),
-    ("-Infinity", "predict", "POST", CHURN, '{"inputs": [[-Infinity, 2, 3, 4]]}', "application/json", 400, "finite"),
-    ("overflowing float", "predict", "POST", CHURN, '{"inputs": [[1e400, 2, 3, 4]]}', "application/json", 400, "finite"),
-    ("beyond float32", "predict", "POST", CHURN, '{"inputs": [[1e39, 2, 3, 4]]}', "application/json", 400, "float32"),
-    ("huge id", "predict", "POST", CHURN, '{"ids": [123456789012345678901234567890]}', "application/json", 400, "unknown id"),
-    ("negative id", "predict", "POST", CHURN, '{"ids": [-1]}', "application/json", 400, "unknown id"),
-    ("forecast ids", "predict", "POST", "/v1/models/drive_stats_a/predict", '{"ids": [1]}', "application/json", 400, "inputs"),
-    ("forecast two windows", "predict", "POST", "/v1/models/drive_stats_a/predict", f'{{"inputs": [{WINDOW}, {WINDOW}]}}', "application/json", 400, "one window"),
-    ("text/plain", "predict", "POST", CHURN, '{"ids": [1]}', "text/plain", 415, "JSON"),
-    ("xml", "predict", "POST", CHURN, "<ids>1</ids>", "application/xml", 415, "JSON"),
-    ("multipart", "predict", "POST", CHURN, "--x--", "multipart/form-data; boundary=x", 415, "JSON"),
-    ("body over 1 MiB", "predict", "POST", CHURN, '{"inputs": [[' + "1," * 600_000 + "1]]}", "application/json", 413, "larger than"),
+    ("array body", "models", "POST", CHURN, "[1, 2]", "application/json", 400, "dictionary"),
+    ("string body", "models", "POST", CHURN, '"ids"', "application/json", 400, "dictionary"),
+    ("null body", "models", "POST", CHURN, "null", "application/json", 400, "body"),
+    ("truncated JSON", "models", "POST", CHURN, '{"ids": [1', "application/json", 400, "not valid JSON"),
+    ("inputs not a list", "models", "POST", CHURN, '{"inputs": "1,2,3,4"}', "application/json", 400, "inputs"),
+    ("string number", "models", "POST", CHURN, '{"inputs": [["1", 2, 3, 4]]}', "application/json", 400, "inputs.0.0"),
+    ("boolean number", "models", "POST", CHURN, '{"inputs": [[true, 2, 3, 4]]}', "application/json", 400, "inputs.0.0"),
+    ("null number", "models", "POST", CHURN, '{"inputs": [[null, 2, 3, 4]]}', "application/json", 400, "inputs.0.0"),
+    ("fractional id", "models", "POST", CHURN, '{"ids": [1.5]}', "application/json", 400, "ids.0"),
+    ("string id", "models", "POST", CHURN, '{"ids": ["1"]}', "application/json", 400, "ids.0"),
+    ("string probability", "models", "POST", CHURN, '{"ids": [1], "probability": "yes"}', "application/json", 400, "probability"),
+    ("unknown field", "models", "POST", CHURN, '{"input": [[1, 2, 3, 4]]}', "application/json", 400, "input"),
+    ("inputs and ids", "models", "POST", CHURN, f'{{"inputs": [{ROW}], "ids": [1]}}', "application/json", 400, "not both"),
+    ("no rows", "models", "POST", CHURN, '{"inputs": []}', "application/json", 400, "inputs"),
+    ("empty row", "models", "POST", CHURN, '{"inputs": [[]]}', "application/json", 400, "inputs.0: List should have at least 1 item"),
+    ("short row", "models", "POST", CHURN, '{"inputs": [[1, 2]]}', "application/json", 400, "4 values, got 2"),
+    ("ragged rows", "models", "POST", CHURN, f'{{"inputs": [{ROW}, [1]]}}', "application/json", 400, "same length"),
+    ("too many rows", "models", "POST", CHURN, json.dumps({"inputs": [[1, 2, 3, 4]] * 1001}), "application/json", 400, "1000"),
+    ("NaN", "models", "POST", CHURN, '{"inputs": [[NaN, 2, 3, 4]]}', "application/json", 400, "finite"),
+    ("Infinity", "models", "POST", CHURN, '{"inputs": [[Infinity, 2, 3, 4]]}', "application/json", 400, "finite"),
+    ("-Infinity", "models", "POST", CHURN, '{"inputs": [[-Infinity, 2, 3, 4]]}', "application/json", 400, "finite"),
+    ("overflowing float", "models", "POST", CHURN, '{"inputs": [[1e400, 2, 3, 4]]}', "application/json", 400, "finite"),
+    ("beyond float32", "models", "POST", CHURN, '{"inputs": [[1e39, 2, 3, 4]]}', "application/json", 400, "float32"),
+    ("huge id", "models", "POST", CHURN, '{"ids": [123456789012345678901234567890]}', "application/json", 400, "unknown id"),
+    ("negative id", "models", "POST", CHURN, '{"ids": [-1]}', "application/json", 400, "unknown id"),
+    ("forecast ids", "models", "POST", "/v1/models/drive_stats_a/predict", '{"ids": [1]}', "application/json", 400, "inputs"),
+    ("forecast two windows", "models", "POST", "/v1/models/drive_stats_a/predict", f'{{"inputs": [{WINDOW}, {WINDOW}]}}', "application/json", 400, "one window"),
+    ("text/plain", "models", "POST", CHURN, '{"ids": [1]}', "text/plain", 415, "JSON"),
+    ("xml", "models", "POST", CHURN, "<ids>1</ids>", "application/xml", 415, "JSON"),
+    ("multipart", "models", "POST", CHURN, "--x--", "multipart/form-data; boundary=x", 415, "JSON"),
+    ("body over 1 MiB", "models", "POST", CHURN, '{"inputs": [[' + "1," * 600_000 + "1]]}", "application/json", 413, "larger than"),
     ("empty batch", "batch", "POST", "/v1/predict", '{"predictions": []}', "application/json", 400, "predictions"),
     ("batch of 17", "batch", "POST", "/v1/predict", json.dumps({"predictions": [{"model_name": "drive_stats_a"}] * 17}), "application/json", 400, "16"),
     ("batch not a list", "batch", "POST", "/v1/predict", '{"predictions": {"model_name": "drive_stats_a"}}', "application/json", 400, "predictions"),
@@ -115,10 +115,10 @@ def test_names_never_reach_s3_outside_the_manifest(s3: Any, functions: dict[str,
     monkeypatch.setattr(S3Store, "fetch", recording)
     for name in NAMES:
         for method in ("GET", "POST"):
-            code, answer = call(functions, "predict", method, f"/v1/models/{name}/predict", '{"ids": [1]}')
+            code, answer = call(functions, "models", method, f"/v1/models/{name}/predict", '{"ids": [1]}')
             assert code == 404 and "not in the manifest" in answer["error_message"], (name, answer)
     for path in PATHS:
-        code, answer = call(functions, "predict", "GET", path)
+        code, answer = call(functions, "models", "GET", path)
         assert code == 404, (path, answer)
     manifest = Manifest.parse(s3.get_object(Bucket="test-models", Key="models/manifest.yaml")["Body"].read())
     allowed = {"models/manifest.yaml"} | {f"models/{m.file}" for m in manifest.models}

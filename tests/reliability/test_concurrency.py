@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 from prediction_service.cache import ArtifactCache
-from prediction_service.runtime import default_service
+from prediction_service.composition import default_service
 from prediction_service.schemas import PredictRequest
 from prediction_service.store import S3Store
 

@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 from faulty_s3 import Fault, FaultyS3
-from prediction_service.runtime import default_service
+from prediction_service.composition import default_service
 from prediction_service.schemas import BatchItem, PredictRequest
 from prediction_service.service import PredictionService
 from publish_models import publish

@@ -45,7 +45,7 @@ def test_request_models_accept_only_clean_data_or_raise_validation_error(raw: An
 
 @pytest.fixture(scope="module")
 def predict() -> Any:
-    return load_function("predict")
+    return load_function("models")
 
 
 @given(body=bodies, name=st.sampled_from(["user_churn", "drive_stats_a", "nope"]))

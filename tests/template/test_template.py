@@ -35,7 +35,7 @@ def test_sam_build_puts_the_library_in_the_layer_and_keeps_training_libraries_ou
     for training_only in ("sklearn", "skl2onnx", "pandas", "pyarrow", "moto"):
         assert not (layer / training_only).exists(), f"{training_only} must not ship in the layer"
     assert (layer / "prediction_service" / "static" / "playground.html").is_file()
-    for function in ("PredictFunction", "BatchPredictFunction", "RunsFunction", "AuthorizerFunction", "DocsFunction"):
+    for function in ("ModelsFunction", "BatchFunction", "RunsFunction", "AuthorizerFunction", "DocsFunction"):
         assert (ROOT / ".aws-sam" / "build" / function / "app.py").is_file()
 
 
@@ -70,8 +70,8 @@ def statements(function: str) -> list[tuple[str, str, str]]:
 def test_each_function_gets_only_the_access_it_needs() -> None:
     read_models = ("Allow", "s3:GetObject", "arn:${AWS::Partition}:s3:::${Bucket}/${ModelPrefix}*")
     write_records = ("Allow", "s3:PutObject", "arn:${AWS::Partition}:s3:::${Bucket}/${RecordsPrefix}*")
-    assert statements("PredictFunction") == [read_models]
-    assert statements("BatchPredictFunction") == [read_models]
+    assert statements("ModelsFunction") == [read_models]
+    assert statements("BatchFunction") == [read_models]
     assert statements("RunsFunction") == [read_models, write_records]
     assert "Policies" not in load_template()["Resources"]["DocsFunction"]["Properties"], "docs need no AWS access"
     ssm, kms = statements("AuthorizerFunction")

@@ -101,10 +101,10 @@ def test_authorizer_refuses_when_ssm_cannot_be_read(monkeypatch: pytest.MonkeyPa
 
 def test_tokens_never_reach_the_logs(s3: Any, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    authorizer, predict = load_function("authorizer"), load_function("predict")
+    authorizer, predict = load_function("authorizer"), load_function("models")
     for name in ("authorizer_valid_token", "authorizer_wrong_token", "authorizer_malformed_header"):
         authorizer.handler(load_event(ROOT / f"events/{name}.json"), lambda_context())
-    for name in ("predict_wrong_token", "list_models_direct_with_token"):
+    for name in ("models_predict_wrong_token", "models_list_direct_with_token"):
         predict.handler(load_event(ROOT / f"events/{name}.json"), lambda_context())
     from generate_events import EVENT_TOKEN
 

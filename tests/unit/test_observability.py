@@ -22,29 +22,29 @@ def emitted(capsys: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 
 def test_a_prediction_publishes_its_metrics_with_the_model_dimension(s3: Any, capsys: Any) -> None:
-    predict = load_function("predict")
+    predict = load_function("models")
     capsys.readouterr()
-    predict.handler(load_event(ROOT / "events/forecast_drive_stats_a.json"), lambda_context())
+    predict.handler(load_event(ROOT / "events/models_forecast_drive_stats_a.json"), lambda_context())
     blobs, _ = emitted(capsys)
     (blob,) = [b for b in blobs if "Predictions" in b]
     names = {m["Name"] for m in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
     assert {"Predictions", "InferenceTime", "CacheMisses", "ModelLoadTime"} <= names
     assert blob["model"] == "drive_stats_a" and blob["service"] == "prediction-api"
     assert total(blob, "Predictions") == 1 and total(blob, "CacheMisses") == 3  # manifest, model, dataset
-    predict.handler(load_event(ROOT / "events/forecast_drive_stats_a.json"), lambda_context())
+    predict.handler(load_event(ROOT / "events/models_forecast_drive_stats_a.json"), lambda_context())
     (warm,) = [b for b in emitted(capsys)[0] if "Predictions" in b]
     assert "CacheMisses" not in warm and total(warm, "CacheHits") >= 2 and "ModelLoadTime" not in warm
 
 
 def test_failures_count_as_errors_and_log_json_with_the_request_id(s3: Any, capsys: Any) -> None:
     s3.delete_object(Bucket="test-models", Key="models/user_churn.onnx")
-    predict = load_function("predict")  # its import shares the JSON log format with the library's loggers
+    predict = load_function("models")  # its import shares the JSON log format with the library's loggers
     stream = io.StringIO()
     (handler,) = logging.getLogger("prediction_service").handlers
     previous = handler.setStream(stream)  # type: ignore[attr-defined]
     capsys.readouterr()
     try:
-        result = predict.handler(load_event(ROOT / "events/predict_ids_labels.json"), lambda_context())
+        result = predict.handler(load_event(ROOT / "events/models_predict_ids_labels.json"), lambda_context())
     finally:
         handler.setStream(previous)  # type: ignore[attr-defined]
     assert result["statusCode"] == 500

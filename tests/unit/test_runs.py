@@ -10,7 +10,7 @@ from support import BUCKET
 from generate_events import PLAYGROUND_RUN
 from prediction_service.errors import StoreError
 from prediction_service.runs import RunSpec
-from prediction_service.runtime import default_runner
+from prediction_service.composition import default_runner
 
 
 def run_spec(**changes: Any) -> RunSpec:

@@ -8,7 +8,7 @@ from typing import Any
 
 import jsonschema
 from support import BUCKET, ROOT
-from prediction_service.runtime import default_service
+from prediction_service.composition import default_service
 from prediction_service.schemas import BatchItem, PredictRequest
 from prediction_service.service import PredictionService
 
@@ -99,7 +99,7 @@ def test_items_that_cannot_be_served_get_their_own_bad_request(s3: Any) -> None:
 
 
 def test_prefetch_loads_every_model_before_the_first_request(s3: Any, monkeypatch: Any) -> None:
-    from prediction_service.runtime import prefetch_in_background
+    from prediction_service.composition import prefetch_in_background
 
     monkeypatch.setenv("PREFETCH_MODELS", "all")
     thread = prefetch_in_background()
@@ -109,7 +109,7 @@ def test_prefetch_loads_every_model_before_the_first_request(s3: Any, monkeypatc
 
 
 def test_prefetch_of_named_models_and_its_failures_stay_quiet(s3: Any, monkeypatch: Any, caplog: Any) -> None:
-    from prediction_service.runtime import prefetch_in_background
+    from prediction_service.composition import prefetch_in_background
 
     monkeypatch.setenv("PREFETCH_MODELS", "user_churn")
     prefetch_in_background().join(timeout=30)  # type: ignore[union-attr]

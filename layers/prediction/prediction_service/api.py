@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from . import __version__
 from .middleware import JSON, MAX_BODY_BYTES, BearerAuth, JsonBodyGuard, RequestTimer, StagePrefix
 from .runs import BlockRunner
-from .runtime import default_runner, default_service
+from .composition import default_runner, default_service
 from .schemas import ErrorBody, UnauthorizedBody
 from .service import Outcome, PredictionService, describe_errors, elapsed_ms
 
