@@ -7,9 +7,8 @@ from prediction_service.composition import cache_stats, prefetch_in_background
 
 prefetch_in_background()
 
-from mangum import Mangum
 from prediction_service.api import create_app
-from prediction_service.observability import instrument
+from prediction_service.handler import lambda_handler
 from prediction_service.routers import batch
 
 app = create_app(
@@ -17,4 +16,4 @@ app = create_app(
     title="Batch predictions",
     description="Many models in one request, for ensembling and A/B tests.",
 )
-handler = instrument(Mangum(app, lifespan="off"), cache_stats)
+handler = lambda_handler(app, cache_stats)

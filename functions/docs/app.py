@@ -3,12 +3,11 @@ and the playground page (/playground). Public pages: no bearer token, no model l
 
 from __future__ import annotations
 
-from mangum import Mangum
 from prediction_service.api import create_app
-from prediction_service.observability import instrument
+from prediction_service.handler import lambda_handler
 from prediction_service.routers import docs
 
 app = create_app(
     docs.router, title="Prediction API docs", description="The API's contract and playground.", public=True
 )
-handler = instrument(Mangum(app, lifespan="off"))
+handler = lambda_handler(app)

@@ -1,34 +1,116 @@
-"""Errors the library raises; the API layer maps each to a status and an HTTP code."""
+"""The API's one error vocabulary: each error knows its HTTP status and the body's `status` word.
+
+The domain raises these; one exception handler per app (`app.py`), the batch loop and
+the middleware turn them into the one error body, `error_body()`:
+
+    {"status": "BadRequest" | "InternalError", "error_message": "...", "model_name": "..."}
+
+`message` is safe to show to the caller. `detail` (where the bytes came from, a
+parser's full text) is for the log only: it never reaches a response.
+"""
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
+BAD_REQUEST = "BadRequest"
+INTERNAL_ERROR = "InternalError"
+
 
 class PredictionError(Exception):
-    """Base class: `message` is safe to show to the caller."""
+    """Base class: a failure of the server (500) unless a subclass says otherwise."""
 
-    def __init__(self, message: str) -> None:
+    http_status: ClassVar[int] = 500
+    status: ClassVar[str] = INTERNAL_ERROR
+
+    def __init__(self, message: str, *, model_name: str | None = None, detail: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.model_name = model_name
+        self.detail = detail or message
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers the answer must carry (WWW-Authenticate, Allow)."""
+        return {}
+
+    def for_model(self, name: str) -> PredictionError:
+        """The same error, naming the model it happened to (kept if already named)."""
+        if self.model_name is None:
+            self.model_name = name
+        return self
+
+
+# -- the caller's mistakes (4xx) ----------------------------------------------------------
 
 
 class BadInputError(PredictionError):
     """The request cannot be served as sent (shape, type, NaN, unknown ids...)."""
 
+    http_status = 400
+    status = BAD_REQUEST
 
-class ModelNotFoundError(PredictionError):
+
+class ModelNotFoundError(BadInputError):
     """The name is not in the manifest."""
 
+    http_status = 404
+
     def __init__(self, name: str) -> None:
-        super().__init__(f"model {name!r} is not in the manifest; GET /v1/models lists the models")
+        super().__init__(f"model {name!r} is not in the manifest; GET /v1/models lists the models", model_name=name)
         self.name = name
 
 
+class RouteNotFoundError(BadInputError):
+    http_status = 404
+
+    def __init__(self, method: str, path: str) -> None:
+        super().__init__(f"no route {method} {path}; GET /openapi.json lists the routes")
+
+
+class MethodNotAllowedError(BadInputError):
+    http_status = 405
+
+    def __init__(self, method: str, allowed: list[str]) -> None:
+        super().__init__(f"{method} is not allowed here; use {' or '.join(allowed)}")
+        self.allowed = allowed
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"allow": ", ".join(self.allowed)}
+
+
+class UnauthorizedError(BadInputError):
+    http_status = 401
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"www-authenticate": "Bearer"}
+
+
+class PayloadTooLargeError(BadInputError):
+    http_status = 413
+
+
+class UnsupportedMediaTypeError(BadInputError):
+    http_status = 415
+
+
+# -- the server's failures (5xx) ----------------------------------------------------------
+
+
 class ManifestError(PredictionError):
-    """The manifest is missing or invalid."""
+    """The manifest is missing or invalid. The caller learns only that; the parser's text is logged."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("the model manifest could not be loaded", detail=detail)
 
 
 class StoreError(PredictionError):
-    """S3 could not deliver an object (unreachable, denied, missing)."""
+    """S3 could not deliver or keep an object (unreachable, denied, missing).
+
+    `message` says what went wrong without saying where (no bucket, key or endpoint);
+    `detail` names the object, for the log."""
 
 
 class ObjectNotFoundError(StoreError):
@@ -37,3 +119,31 @@ class ObjectNotFoundError(StoreError):
 
 class IntegrityError(PredictionError):
     """A downloaded file does not match the sha256 the manifest gives, or does not parse."""
+
+
+class ModelOutputError(PredictionError):
+    """The model answered something the manifest says it cannot (wrong shape)."""
+
+
+class AuthConfigError(PredictionError):
+    """No token hashes are configured, or they cannot be read: every request is refused."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("authentication is not configured; the error is logged", detail=detail)
+
+
+UNEXPECTED = "the server could not answer; the error is logged"
+
+
+def error_body(error: PredictionError, request_id: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The one error body. A server failure names the request id, so the caller can quote it
+    and the operator find the logged detail."""
+    message = error.message
+    if error.http_status >= 500 and request_id:
+        message = f"{message} (request id {request_id})"
+    body: dict[str, Any] = {"status": error.status}
+    if error.model_name is not None:
+        body["model_name"] = error.model_name
+    body["error_message"] = message
+    body.update(extra)
+    return body

@@ -42,13 +42,15 @@ def share_log_format() -> None:
     copy_config_to_registered_loggers(source_logger=logger, include={"prediction_service"})
 
 
-def instrument(handler: Handler, cache_stats: Callable[[], CacheStats | None] = lambda: None) -> Handler:
+def instrument(handler: Handler, cache_stats: Callable[[], CacheStats | None] | None = None) -> Handler:
     """A Lambda handler with request ids in its logs, metrics flushed after each call, and traces.
 
     `cache_stats` gives the artifact cache's counters; their change over the call is
     published as CacheHits, CacheMisses and ModelLoadTime.
     """
     share_log_format()
+    if cache_stats is None:
+        cache_stats = _no_cache
 
     def counted(event: dict[str, Any], context: Any) -> Any:
         before = _snapshot(cache_stats())
@@ -63,6 +65,10 @@ def instrument(handler: Handler, cache_stats: Callable[[], CacheStats | None] = 
     if tracer is None or tracer.disabled:  # no wrapper at all on the warm path when tracing is off
         return wrapped
     return tracer.capture_lambda_handler(wrapped, capture_response=False)
+
+
+def _no_cache() -> CacheStats | None:
+    return None
 
 
 def _snapshot(stats: CacheStats | None) -> tuple[int, int, float]:

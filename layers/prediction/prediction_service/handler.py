@@ -1,0 +1,21 @@
+"""A function's Lambda handler: its FastAPI app behind Mangum, observed by Powertools."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from mangum import Mangum
+
+from .observability import Handler, instrument
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from .cache import CacheStats
+
+
+def lambda_handler(app: FastAPI, cache_stats: Callable[[], CacheStats | None] | None = None) -> Handler:
+    """The handler `template.yaml` names (`app.handler`). `cache_stats`: the artifact cache's
+    counters, published as metrics after each invocation (functions that read models)."""
+    return instrument(Mangum(app, lifespan="off"), cache_stats)
