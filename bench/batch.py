@@ -32,7 +32,7 @@ def eight_models() -> Path:
 
 def main() -> dict[str, float]:
     server, _ = start_s3(eight_models())
-    from prediction_service.composition import default_service
+    from prediction_service.composition import components
     from support import http_event, lambda_context, load_function
 
     batch = load_function("batch")
@@ -40,8 +40,8 @@ def main() -> dict[str, float]:
     def cold() -> None:
         """A fresh service and /tmp: every model is downloaded again (the manifest is loaded first)."""
         os.environ["MODEL_CACHE_DIR"] = tempfile.mkdtemp()
-        default_service.cache_clear()
-        default_service().registry.manifest()
+        components.cache_clear()
+        components().registry.manifest()
 
     def single(model: str) -> dict[str, object]:
         return http_event("POST", "/v1/predict", json.dumps({"predictions": [{"model_name": model}]}))

@@ -36,7 +36,7 @@ def bare_fastapi_handler() -> Any:
 def main() -> dict[str, float]:
     os.environ["MODEL_CACHE_DIR"] = tempfile.mkdtemp()
     server, _ = start_s3()
-    from prediction_service.composition import default_service
+    from prediction_service.composition import components
     from support import http_event, lambda_context, load_function
 
     predict = load_function("models")
@@ -44,7 +44,7 @@ def main() -> dict[str, float]:
     event = http_event("POST", "/v1/models/drive_stats_a/predict", json.dumps({"inputs": [window]}))
     context = lambda_context()
     assert predict.handler(event, context)["statusCode"] == 200
-    registry = default_service().registry
+    registry = components().registry
     session = registry.session(registry.spec("drive_stats_a"))
     x = np.asarray([window], dtype=np.float32)
     raw = time_calls("raw session.run (30 in, 3 out)", lambda: session.run(None, {"X": x}), N)

@@ -49,18 +49,16 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def s3(cache_dir: Path) -> Iterator[Any]:
     """moto's S3 with the bucket holding models/ as `make publish-models` uploads it."""
-    from prediction_service.composition import default_runner, default_service
+    from prediction_service.composition import components
     from publish_models import publish
 
     with mock_aws():
         client = boto3.client("s3")
         client.create_bucket(Bucket=BUCKET)
         publish(client, BUCKET)
-        default_service.cache_clear()
-        default_runner.cache_clear()
+        components.cache_clear()
         yield client
-        default_service.cache_clear()
-        default_runner.cache_clear()
+        components.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,31 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 BUCKET = "test-models"
+
+
+class CountingStore:
+    """The real S3 store (prediction_service.store.S3Store), counting fetches; optionally slow
+    or failing, to stage races and faults. Injected through composition.build_components."""
+
+    def __init__(self, inner: Any, delay: float = 0.0) -> None:
+        self.inner = inner
+        self.delay = delay
+        self.fetches: list[tuple[str, str | None]] = []
+        self.fail: Exception | None = None
+        self._lock = threading.Lock()
+
+    def fetch(self, key: str, if_none_match: str | None = None) -> Any:
+        with self._lock:
+            self.fetches.append((key, if_none_match))
+        time.sleep(self.delay)
+        if self.fail is not None:
+            raise self.fail
+        return self.inner.fetch(key, if_none_match)
+
+    def put(self, key: str, body: bytes, content_type: str = "application/json") -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.inner.put(key, body, content_type)
 
 
 @dataclass(frozen=True)
@@ -111,8 +137,8 @@ def http_event(method: str, path: str, body: str | None = None, headers: dict[st
     event = load_event(ROOT / "events" / "models_predict_ids_labels.json")
     event["rawPath"] = path
     event["requestContext"]["http"].update(method=method, path=path)
-    event["headers"] = {"content-type": "application/json", **(headers or {})}
-    event["headers"]["authorization"] = event["headers"].get("authorization", "")
+    token = event["headers"]["authorization"]  # the event files' test token, which the tests accept
+    event["headers"] = {"content-type": "application/json", "authorization": token, **(headers or {})}
     event.pop("pathParameters", None)
     if body is None:
         event.pop("body", None)

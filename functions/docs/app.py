@@ -3,7 +3,7 @@ and the playground page (/playground). Public pages: no bearer token, no model l
 
 from __future__ import annotations
 
-from prediction_service.api import create_app
+from prediction_service.app import create_app
 from prediction_service.handler import lambda_handler
 from prediction_service.routers import docs
 

@@ -7,7 +7,7 @@ from prediction_service.composition import cache_stats, prefetch_in_background
 
 prefetch_in_background()
 
-from prediction_service.api import create_app
+from prediction_service.app import create_app
 from prediction_service.handler import lambda_handler
 from prediction_service.routers import runs
 

@@ -99,7 +99,7 @@ def test_real_answers_validate_against_both_the_document_and_the_published_schem
         "models_list.json": "ModelList",
         "models_predict_ids_probability.json": "PredictResponse",
         "models_predict_unknown_model.json": "ErrorBody",
-        "models_predict_without_token.json": "UnauthorizedBody",
+        "models_predict_without_token.json": "ErrorBody",
     }
     for event_file, name in answers.items():
         jsonschema.validate(json.loads(invoke(predict, event_file)["body"]), component(document, name))

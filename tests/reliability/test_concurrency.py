@@ -6,37 +6,32 @@ from __future__ import annotations
 import hashlib
 import random
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
+from support import BUCKET as BUCKET_OF_MODELS
+from support import CountingStore
 from prediction_service.cache import ArtifactCache
-from prediction_service.composition import default_service
+from prediction_service.composition import build_components
 from prediction_service.schemas import PredictRequest
+from prediction_service.settings import Settings
 from prediction_service.store import S3Store
 
 BUCKET = "churn-test"
 
 
-def test_many_threads_predicting_with_cold_models_download_each_once(s3: Any, monkeypatch: Any) -> None:
-    service = default_service()
-    store = service.registry._cache._store
-    fetched: list[str] = []
-    lock = threading.Lock()
-    fetch = store.fetch
-
-    def counting(key: str, if_none_match: str | None = None) -> Any:
-        with lock:
-            fetched.append(key)
-        return fetch(key, if_none_match)
-
-    monkeypatch.setattr(store, "fetch", counting)
+def test_many_threads_predicting_with_cold_models_download_each_once(s3: Any) -> None:
+    store = CountingStore(S3Store(BUCKET_OF_MODELS, s3))
+    service = build_components(Settings.from_env(), store=store).service
     names = ["drive_stats_a", "drive_stats_b"] * 16
     with ThreadPoolExecutor(max_workers=16) as pool:
-        outcomes = list(pool.map(lambda n: service.predict(n, PredictRequest()), names))
-    assert all(o.http_status == 200 for o in outcomes)
+        predictions = list(pool.map(lambda n: service.predict(n, PredictRequest(), time.perf_counter()), names))
+    assert all(p.response.status.value == "Success" for p in predictions)
+    fetched = [key for key, _ in store.fetches]
     models = [k for k in fetched if k.endswith(".onnx")]
     assert sorted(models) == ["models/drive_stats_a.onnx", "models/drive_stats_b.onnx"]
     assert fetched.count("models/data/drive_stats_daily.csv") == 1

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from prediction_service.runs import RunRequest
-from prediction_service.schemas import BatchItem, PredictRequest
+from prediction_service.schemas import BatchItem, PredictRequest, RunRequest
 from pydantic import ValidationError
 from support import http_event, lambda_context, load_function
 

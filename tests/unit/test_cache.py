@@ -14,28 +14,10 @@ import pytest
 from moto import mock_aws
 from prediction_service.cache import ArtifactCache
 from prediction_service.errors import IntegrityError, ObjectNotFoundError, StoreError
-from prediction_service.store import S3Store, StoredObject
+from prediction_service.store import S3Store
+from support import CountingStore
 
 BUCKET = "cache-test"
-
-
-class CountingStore:
-    """The real S3 store, counting fetches; optionally slow or failing to stage races and faults."""
-
-    def __init__(self, inner: S3Store, delay: float = 0.0) -> None:
-        self.inner = inner
-        self.delay = delay
-        self.fetches: list[tuple[str, str | None]] = []
-        self.fail: Exception | None = None
-        self._lock = threading.Lock()
-
-    def fetch(self, key: str, if_none_match: str | None = None) -> StoredObject | None:
-        with self._lock:
-            self.fetches.append((key, if_none_match))
-        time.sleep(self.delay)
-        if self.fail is not None:
-            raise self.fail
-        return self.inner.fetch(key, if_none_match)
 
 
 class Clock:
@@ -142,8 +124,9 @@ def test_parse_failure_becomes_integrity_error_and_is_not_cached(s3: Any, store:
     def parse(raw: bytes) -> None:
         raise ValueError("cannot parse")
 
-    with pytest.raises(IntegrityError, match="could not be loaded"):
+    with pytest.raises(IntegrityError, match="could not be parsed") as info:
         cache.get("m/bad.onnx", parse, sha)
+    assert "m/bad.onnx" in info.value.detail and "m/bad.onnx" not in info.value.message
     assert "m/bad.onnx" not in cache
 
 
@@ -171,7 +154,7 @@ def test_unchanged_etag_is_a_cheap_revalidation(s3: Any, store: CountingStore, t
     cache.get("m/manifest.yaml", lambda raw: parses.append(raw) or raw)
     clock.now += 61
     assert cache.get("m/manifest.yaml", lambda raw: parses.append(raw) or raw) == b"v1"
-    assert len(parses) == 1 and cache.stats.revalidations == 1
+    assert len(parses) == 1 and len(store.fetches) == 2 and store.fetches[-1][1] is not None
 
 
 def test_stale_copy_is_served_when_s3_fails(s3: Any, store: CountingStore, tmp_path: Path) -> None:
@@ -183,6 +166,35 @@ def test_stale_copy_is_served_when_s3_fails(s3: Any, store: CountingStore, tmp_p
     clock.now += 61
     assert cache.get("m/manifest.yaml", bytes) == b"v1"
     assert cache.stats.stale_served == 1
+
+
+def test_a_new_copy_that_does_not_parse_leaves_the_cached_one_serving_with_back_off(
+    s3: Any, store: CountingStore, tmp_path: Path
+) -> None:
+    """Bug a: a manifest that breaks its schema once in S3 must not take every route down, nor
+    be fetched again on every request."""
+    from prediction_service.errors import ManifestError
+
+    def parse(raw: bytes) -> bytes:
+        if raw != b"v1":
+            raise ManifestError("it is not a valid manifest", detail=f"schema error in {raw!r}")
+        return raw
+
+    clock = Clock()
+    cache = make_cache(store, tmp_path, clock=clock)
+    put(s3, "m/manifest.yaml", b"v1")
+    cache.get("m/manifest.yaml", parse)
+    put(s3, "m/manifest.yaml", b"broken")
+    clock.now += 61
+    assert cache.get("m/manifest.yaml", parse) == b"v1"
+    fetches = len(store.fetches)
+    for _ in range(5):
+        assert cache.get("m/manifest.yaml", parse) == b"v1"
+    assert len(store.fetches) == fetches, "within the back-off period S3 is not asked again"
+    assert cache.stats.stale_served == 1
+    put(s3, "m/manifest.yaml", b"v1")
+    clock.now += 61
+    assert cache.get("m/manifest.yaml", parse) == b"v1" and len(store.fetches) == fetches + 1
 
 
 def test_a_cold_load_fails_cleanly_when_s3_fails(store: CountingStore, tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from support import ROOT
-from prediction_service.errors import BadInputError, IntegrityError
+from prediction_service.errors import BadInputError, IntegrityError, ModelOutputError
 from prediction_service.inference import classify, forecast, input_matrix, load_session
 from prediction_service.tables import Table
 
@@ -22,14 +22,14 @@ def test_forecast_returns_horizon_floats_close_to_the_series() -> None:
     assert np.abs(np.array(values) - series[-3:]).max() < 0.1
 
 
-def test_forecast_with_a_wrong_horizon_in_the_manifest_is_an_integrity_error() -> None:
-    with pytest.raises(IntegrityError):
+def test_forecast_with_a_wrong_horizon_in_the_manifest_is_a_model_output_error() -> None:
+    with pytest.raises(ModelOutputError, match="returned 3 values, the manifest says 5"):
         forecast(session("drive_stats_a"), np.zeros((1, 30), dtype=np.float32), 5)
 
 
 def test_classify_returns_labels_and_probabilities_that_agree() -> None:
     rows = input_matrix([[1.0, 60.0, 2.0, 5.0], [12.0, 0.0, 60.0, 0.0]], 4)
-    labels, probabilities = classify(session("user_churn"), rows, 2)
+    labels, probabilities = (a.tolist() for a in classify(session("user_churn"), rows, 2))
     assert labels == [1, 0]  # idle, ticket-heavy user churns; active long-time user stays
     assert [int(np.argmax(p)) for p in probabilities] == labels
     assert all(abs(sum(p) - 1) < 1e-6 for p in probabilities)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import yaml
@@ -12,6 +15,16 @@ from prediction_service.manifest import Manifest
 
 SHIPPED = (ROOT / "models" / "manifest.yaml").read_bytes()
 SHA = "a" * 64
+
+
+@contextmanager
+def refused(reason: str) -> Iterator[None]:
+    """The manifest is refused: the parser's reason is in the logged detail, never in the message."""
+    with pytest.raises(ManifestError) as info:
+        yield
+    assert re.search(reason, info.value.detail), info.value.detail
+    assert info.value.message == "the model manifest could not be loaded: it is not a valid manifest (the error is logged)"
+
 
 
 def manifest_with(**fields: object) -> bytes:
@@ -43,7 +56,7 @@ def test_unknown_name_raises_not_found() -> None:
 
 @pytest.mark.parametrize("path", ["../x.onnx", "/abs.onnx", "a/../b.onnx", "a//b.onnx", "a\\b.onnx", "./a.onnx", ""])
 def test_paths_outside_the_prefix_are_refused(path: str) -> None:
-    with pytest.raises(ManifestError, match="relative path"):
+    with refused("relative path"):
         Manifest.parse(manifest_with(file=path))
 
 
@@ -58,14 +71,14 @@ def test_paths_outside_the_prefix_are_refused(path: str) -> None:
     ],
 )
 def test_invalid_models_are_refused_with_a_reason(fields: dict[str, object], message: str) -> None:
-    with pytest.raises(ManifestError, match=message):
+    with refused(message):
         Manifest.parse(manifest_with(**fields))
 
 
 def test_duplicate_names_are_refused() -> None:
     doc = yaml.safe_load(manifest_with())
     doc["models"].append(dict(doc["models"][0]))
-    with pytest.raises(ManifestError, match="unique"):
+    with refused("unique"):
         Manifest.parse(yaml.safe_dump(doc).encode())
 
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import time
 from typing import Any
 
 import pytest
-from support import BUCKET
+from support import BUCKET, CountingStore
 from generate_events import PLAYGROUND_RUN
-from prediction_service.errors import StoreError
-from prediction_service.runs import RunSpec
-from prediction_service.composition import default_runner
+from prediction_service.composition import build_components, components
+from prediction_service.errors import BadInputError, PredictionError, StoreError
+from prediction_service.runs import BlockRunner, RecordNotWrittenError, RunRecorder
+from prediction_service.schemas import RunSpec
+from prediction_service.settings import Settings
+from prediction_service.store import S3Store
 
 
 def run_spec(**changes: Any) -> RunSpec:
@@ -19,52 +24,77 @@ def run_spec(**changes: Any) -> RunSpec:
     return RunSpec.model_validate(raw)
 
 
+def run(spec: RunSpec, request_id: str, runner: BlockRunner | None = None) -> Any:
+    return (runner or components().runner).run(spec, request_id, time.perf_counter())
+
+
 def records(s3: Any) -> list[dict[str, Any]]:
     listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="records/").get("Contents", [])
     return [json.loads(s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()) for o in listed]
 
 
+def record_keys(s3: Any) -> list[str]:
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="records/").get("Contents", [])]
+
+
 def test_document_request_gets_probabilities_and_is_recorded(s3: Any) -> None:
-    result = default_runner().run(run_spec(), "req-1")
-    assert result.http_status == 200
-    (output,) = result.body["run"]["output"]
+    result = run(run_spec(), "req-1")
+    (output,) = result.response.run.output
     assert len(output) == 3 and all(len(p) == 2 and sum(p) == pytest.approx(1, abs=1e-5) for p in output)
-    assert result.record_key and result.record_key.startswith("records/") and result.record_key.endswith("/req-1.json")
+    (key,) = record_keys(s3)
+    assert key.startswith("records/") and key.endswith("/req-1.json")
     (record,) = records(s3)
     assert record["request_id"] == "req-1" and record["model_name"] == "user_churn"
     assert record["model_version"] == "1.0" and record["status"] == "Success"
     assert record["variables"] == {"user_ids": [1, 5, 100], "probability": True}
-    assert record["output"] == result.body["run"]["output"]
+    assert record["output"] == result.response.run.output
     assert isinstance(record["duration_ms"], int) and record["time"].endswith("+00:00")
 
 
 def test_probability_false_gives_labels_that_match_the_probabilities(s3: Any) -> None:
-    runner = default_runner()
-    labels = runner.run(run_spec(variables={"user_ids": [1, 5, 100], "probability": False}), "a").body
-    probs = runner.run(run_spec(), "b").body
-    (label_row,) = labels["run"]["output"]
-    (prob_rows,) = probs["run"]["output"]
+    labels = run(run_spec(variables={"user_ids": [1, 5, 100], "probability": False}), "a").response
+    probs = run(run_spec(), "b").response
+    (label_row,) = labels.run.output
+    (prob_rows,) = probs.run.output
     assert label_row == [row.index(max(row)) for row in prob_rows]
 
 
 def test_record_false_writes_nothing_and_store_variables_false_keeps_no_output(s3: Any) -> None:
-    runner = default_runner()
-    assert runner.run(run_spec(record=False), "r1").record_key is None
+    run(run_spec(record=False), "r1")
     assert records(s3) == []
-    runner.run(run_spec(store_variables=False), "r2")
+    run(run_spec(store_variables=False), "r2")
     (record,) = records(s3)
     assert "output" not in record and record["status"] == "Success"
 
 
-def test_run_upstream_blocks_fetches_the_models_files_again(s3: Any) -> None:
-    runner = default_runner()
-    runner.run(run_spec(record=False), "warm")
-    stats = runner._service.registry._cache.stats
-    before = stats.s3_loads
-    runner.run(run_spec(record=False, run_upstream_blocks=True), "reload")
-    assert stats.s3_loads == before + 3  # manifest, model, feature table
-    runner.run(run_spec(record=False, run_upstream_blocks=True, incomplete_only=True), "incomplete")
-    assert stats.s3_loads == before + 3  # everything is cached: nothing to fetch
+def test_a_failed_run_is_recorded_with_its_error(s3: Any) -> None:
+    with pytest.raises(BadInputError):
+        run(run_spec(variables={"user_ids": [1, 999999]}), "bad-ids")
+    (record,) = records(s3)
+    assert record["status"] == "BadRequest" and "999999" in record["error_message"] and "output" not in record
+
+
+def test_run_upstream_blocks_fetches_the_models_files_again_at_most_once_per_period(s3: Any) -> None:
+    """Bug l: any caller could force fresh S3 downloads on every call; now once per revalidation period."""
+    clock = [1000.0]
+    store = CountingStore(S3Store(BUCKET, s3))
+    parts = build_components(Settings.from_env(), store=store, clock=lambda: clock[0])
+    run(run_spec(record=False), "warm", parts.runner)
+
+    def downloads() -> int:  # unconditional GETs (revalidating the manifest is a conditional one)
+        return sum(1 for _, etag in store.fetches if etag is None)
+
+    before = downloads()
+    run(run_spec(record=False, run_upstream_blocks=True), "reload", parts.runner)
+    assert downloads() == before + 3  # manifest, model, feature table
+    for i in range(5):
+        run(run_spec(record=False, run_upstream_blocks=True), f"again-{i}", parts.runner)
+    assert downloads() == before + 3, "within the period the cached copies serve"
+    clock[0] += parts.settings.revalidate_seconds
+    run(run_spec(record=False, run_upstream_blocks=True), "next-period", parts.runner)
+    assert downloads() == before + 6
+    run(run_spec(record=False, run_upstream_blocks=True, incomplete_only=True), "incomplete", parts.runner)
+    assert downloads() == before + 6  # everything is cached: nothing to fetch
 
 
 @pytest.mark.parametrize(
@@ -78,25 +108,35 @@ def test_run_upstream_blocks_fetches_the_models_files_again(s3: Any) -> None:
     ],
 )
 def test_bad_runs_are_400_with_a_clear_message(s3: Any, changes: dict[str, Any], message: str) -> None:
-    result = default_runner().run(run_spec(**changes), "bad")
-    assert result.http_status == 400
-    assert result.body["status"] == "BadRequest" and message in result.body["error_message"]
+    with pytest.raises(BadInputError) as info:
+        run(run_spec(**changes), "bad")
+    assert info.value.http_status == 400 and message in info.value.message
 
 
-def test_a_failed_record_write_is_reported_not_lost(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    runner = default_runner()
+def test_a_failed_record_write_is_reported_not_lost(s3: Any) -> None:
+    store = CountingStore(S3Store(BUCKET, s3))
+    parts = build_components(Settings.from_env(), store=store)
+    parts.registry.load(parts.registry.spec("user_churn"))  # cached before S3 starts failing
+    store.fail = StoreError("S3 denied access to write the file", detail="write s3://bucket/records/x.json: denied")
+    with pytest.raises(RecordNotWrittenError) as info:
+        run(run_spec(), "lost", parts.runner)
+    assert info.value.http_status == 500 and "record could not be written" in info.value.message
+    assert "s3://" not in info.value.message and isinstance(info.value, PredictionError)
 
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise StoreError("access to s3://bucket/records/x.json was denied")
 
-    monkeypatch.setattr(runner._recorder._store, "put", refuse)
-    result = runner.run(run_spec(), "lost")
-    assert result.http_status == 500
-    assert "record could not be written" in result.body["error_message"]
+def test_the_records_time_and_its_key_come_from_one_clock_reading(s3: Any) -> None:
+    """Bug h: a run just before midnight must not get tomorrow's key (or yesterday's time)."""
+    readings = iter([dt.datetime(2026, 11, 24, 23, 59, 59, 999000, tzinfo=dt.UTC),
+                     dt.datetime(2026, 11, 25, 0, 0, 0, 1000, tzinfo=dt.UTC)])
+    parts = build_components(Settings.from_env(), store=S3Store(BUCKET, s3))
+    runner = BlockRunner(parts.service, RunRecorder(parts.store, "records/"), clock=lambda: next(readings))
+    run(run_spec(), "midnight", runner)
+    (key,) = record_keys(s3)
+    (record,) = records(s3)
+    assert key == "records/2026/11/24/midnight.json" and record["time"].startswith("2026-11-24T23:59:59.999")
 
 
 def test_forecast_block_answers_its_forecast(s3: Any) -> None:
-    result = default_runner().run(run_spec(pipeline_uuid="drive_stats", block_uuid="drive_stats_b", variables={}), "f")
-    assert result.http_status == 200
-    (forecast,) = result.body["run"]["output"]
+    result = run(run_spec(pipeline_uuid="drive_stats", block_uuid="drive_stats_b", variables={}), "f")
+    (forecast,) = result.response.run.output
     assert len(forecast) == 3

@@ -10,8 +10,9 @@
   long as the manifest names that checksum. Unpinned keys (the manifest itself)
   are revalidated with a conditional GET (If-None-Match on the ETag) once they
   are older than `revalidate_seconds`.
-- Stale if error: when revalidation fails because S3 does, the cached value is
-  served and a warning logged. A failed load is never cached.
+- Stale if error: when revalidation fails (S3 fails, or the new bytes do not verify or
+  parse, as a manifest that breaks its schema), the cached value is served, a warning
+  logged, and the next try waits one revalidation period. A failed load is never cached.
 """
 
 from __future__ import annotations
@@ -50,7 +51,6 @@ class CacheStats:
     hits: int = 0
     s3_loads: int = 0
     disk_loads: int = 0
-    revalidations: int = 0
     stale_served: int = 0
     evictions: int = 0
     load_seconds: dict[str, float] = field(default_factory=dict)  # key -> total seconds spent loading it
@@ -139,7 +139,7 @@ class ArtifactCache:
         started = time.perf_counter()
         obj = self._store.fetch(key)
         if obj is None:
-            raise StoreError(f"{key}: S3 answered 'not modified' to an unconditional GET")
+            raise StoreError("S3 answered 'not modified' to an unconditional GET", detail=key)
         value = self._admit(key, obj, parse, sha256).value
         self.stats.s3_loads += 1
         self.stats.load_seconds[key] = self.stats.load_seconds.get(key, 0.0) + time.perf_counter() - started
@@ -149,12 +149,11 @@ class ArtifactCache:
         try:
             obj = self._store.fetch(key, if_none_match=entry.etag)
             if obj is None:
-                self.stats.revalidations += 1
                 entry.checked_at = self._clock()
                 return entry.value
             return self._admit(key, obj, parse, None).value
-        except (StoreError, IntegrityError) as exc:
-            logger.warning("serving cached %s: could not revalidate it: %s", key, exc.message)
+        except PredictionError as exc:
+            logger.warning("serving cached %s: could not revalidate it: %s", key, exc.detail)
             self.stats.stale_served += 1
             # Back off for one revalidation period instead of retrying on every request.
             entry.checked_at = self._clock()
@@ -163,13 +162,16 @@ class ArtifactCache:
     def _admit(self, key: str, obj: StoredObject, parse: Callable[[bytes], T], sha256: str | None) -> _Entry:
         digest = hashlib.sha256(obj.body).hexdigest()
         if sha256 is not None and digest != sha256:
-            raise IntegrityError(f"{key} has sha256 {digest[:12]}..., the manifest expects {sha256[:12]}...")
+            raise IntegrityError(
+                "the downloaded file's sha256 does not match the manifest",
+                detail=f"{key} has sha256 {digest[:12]}..., the manifest expects {sha256[:12]}...",
+            )
         try:
             value = parse(obj.body)
         except PredictionError:
             raise
         except Exception as exc:
-            raise IntegrityError(f"{key} could not be loaded: {type(exc).__name__}") from exc
+            raise IntegrityError(f"the file could not be parsed ({type(exc).__name__})", detail=f"{key}: {exc}") from exc
         if sha256 is not None:
             self._write_disk(sha256, obj.body)
         entry = _Entry(value, obj.etag, digest, len(obj.body), self._clock())

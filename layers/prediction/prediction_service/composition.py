@@ -1,4 +1,5 @@
-"""The process-wide service, built once per execution environment from the environment."""
+"""The composition root: every part of the prediction service, built once per execution
+environment from the settings, with the store and clock injectable (tests pass their own)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import functools
 import logging
 import os
 import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from .cache import ArtifactCache, CacheStats
 from .registry import ModelRegistry
@@ -17,30 +21,50 @@ from .store import S3Store
 logger = logging.getLogger(__name__)
 
 
-@functools.cache
-def default_service() -> PredictionService:
-    """Built on first use and reused for every invocation the environment serves."""
-    settings = Settings.from_env()
+@dataclass(frozen=True)
+class Components:
+    settings: Settings
+    store: S3Store
+    cache: ArtifactCache
+    registry: ModelRegistry
+    service: PredictionService
+    runner: BlockRunner
+
+
+def build_components(
+    settings: Settings, *, store: S3Store | None = None, clock: Callable[[], float] = time.monotonic
+) -> Components:
+    """Everything the functions need, over one S3 store (one S3 client per process): it reads
+    models and writes run records. `clock` drives revalidation and reload periods."""
+    store = store or S3Store.from_settings(settings)
     cache = ArtifactCache(
-        S3Store.from_settings(settings),
+        store,
         max_bytes=settings.cache_max_bytes,
         cache_dir=settings.cache_dir,
         revalidate_seconds=settings.revalidate_seconds,
+        clock=clock,
     )
-    registry = ModelRegistry(cache, prefix=settings.model_prefix, manifest_key=settings.manifest_key)
-    return PredictionService(registry, batch_workers=settings.batch_workers)
-
-
-def cache_stats() -> CacheStats | None:
-    """The counters of this environment's artifact cache, once the service exists."""
-    return default_service().registry.cache_stats if default_service.cache_info().currsize else None
+    registry = ModelRegistry(
+        cache,
+        prefix=settings.model_prefix,
+        manifest_key=settings.manifest_key,
+        reload_interval=settings.revalidate_seconds,
+        clock=clock,
+    )
+    service = PredictionService(registry, batch_workers=settings.batch_workers)
+    runner = BlockRunner(service, RunRecorder(store, settings.records_prefix))
+    return Components(settings, store, cache, registry, service, runner)
 
 
 @functools.cache
-def default_runner() -> BlockRunner:
-    """Playground runs over the default service, recording to the model bucket."""
-    settings = Settings.from_env()
-    return BlockRunner(default_service(), RunRecorder(S3Store.from_settings(settings), settings.records_prefix))
+def components() -> Components:
+    """This execution environment's parts, built on first use from the environment."""
+    return build_components(Settings.from_env())
+
+
+def cache_stats() -> CacheStats | None:
+    """The counters of this environment's artifact cache, once it exists."""
+    return components().cache.stats if components.cache_info().currsize else None
 
 
 def prefetch_in_background() -> threading.Thread | None:
@@ -58,7 +82,7 @@ def prefetch_in_background() -> threading.Thread | None:
 
     def prefetch() -> None:
         try:
-            registry = default_service().registry
+            registry = components().registry
             names = None if wanted == "all" else {n.strip() for n in wanted.split(",")}
             for spec in registry.manifest().models:
                 if names is None or spec.name in names:

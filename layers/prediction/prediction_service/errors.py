@@ -11,6 +11,7 @@ parser's full text) is for the log only: it never reaches a response.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 BAD_REQUEST = "BadRequest"
@@ -100,10 +101,18 @@ class UnsupportedMediaTypeError(BadInputError):
 
 
 class ManifestError(PredictionError):
-    """The manifest is missing or invalid. The caller learns only that; the parser's text is logged."""
+    """The manifest is missing or invalid. The caller learns why in a few words; the parser's
+    full text (which quotes the manifest) is the detail, for the log."""
 
-    def __init__(self, detail: str) -> None:
-        super().__init__("the model manifest could not be loaded", detail=detail)
+    def __init__(self, reason: str, *, detail: str | None = None) -> None:
+        super().__init__(f"the model manifest could not be loaded: {reason}", detail=detail or reason)
+
+
+class ModelLoadError(PredictionError):
+    """A file of the model could not be fetched, verified or parsed."""
+
+    def __init__(self, name: str, cause: PredictionError) -> None:
+        super().__init__(f"model {name!r} could not be loaded: {cause.message}", model_name=name, detail=cause.detail)
 
 
 class StoreError(PredictionError):
@@ -147,3 +156,16 @@ def error_body(error: PredictionError, request_id: str | None = None, **extra: A
     body["error_message"] = message
     body.update(extra)
     return body
+
+
+def describe_errors(errors: Sequence[Any]) -> str:
+    """A short, human message from pydantic errors: `where: what` for the first few."""
+    parts = []
+    for error in errors[:3]:
+        if error.get("type") == "json_invalid":
+            parts.append("the request body is not valid JSON")
+            continue
+        loc = [str(p) for p in error.get("loc", ()) if p != "body"]
+        parts.append(f"{'.'.join(loc) or 'body'}: {error.get('msg', 'invalid')}")
+    more = len(errors) - 3
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import onnxruntime as ort
 
-from .errors import BadInputError, IntegrityError
+from .errors import BadInputError, IntegrityError, ModelOutputError
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -21,7 +21,7 @@ def load_session(raw: bytes) -> ort.InferenceSession:
     try:
         return ort.InferenceSession(raw, sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for bad files
-        raise IntegrityError("the model file is not a valid ONNX model") from exc
+        raise IntegrityError("the file is not a valid ONNX model", detail=f"not a valid ONNX model: {exc}") from exc
 
 
 def input_matrix(rows: Sequence[Sequence[float]] | np.ndarray, width: int) -> np.ndarray:
@@ -41,19 +41,21 @@ def input_matrix(rows: Sequence[Sequence[float]] | np.ndarray, width: int) -> np
     return matrix.astype(np.float32)
 
 
-def forecast(session: ort.InferenceSession, window: np.ndarray, horizon: int) -> list[float]:
-    """The next `horizon` values after one window of the series."""
+def forecast(session: ort.InferenceSession, window: np.ndarray, horizon: int) -> np.ndarray:
+    """The next `horizon` values after one window of the series (float64; may be non-finite:
+    whether that is the caller's fault depends on where the window came from)."""
     (output,) = session.run(None, {session.get_inputs()[0].name: window})[:1]
     values = np.asarray(output, dtype=np.float64).reshape(-1)
-    if values.shape != (horizon,) or not np.isfinite(values).all():
-        raise IntegrityError(f"the model returned {values.shape[0]} values, the manifest says {horizon}")
-    return values.tolist()
+    if values.shape != (horizon,):
+        raise ModelOutputError(f"the model returned {values.shape[0]} values, the manifest says {horizon}")
+    return values
 
 
-def classify(session: ort.InferenceSession, rows: np.ndarray, classes: int) -> tuple[list[int], list[list[float]]]:
+def classify(session: ort.InferenceSession, rows: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Labels and class probabilities for each row (outputs `label`, `probabilities`)."""
     labels, probabilities = session.run(["label", "probabilities"], {session.get_inputs()[0].name: rows})
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if probabilities.shape != (rows.shape[0], classes):
-        raise IntegrityError(f"the model returned probabilities of shape {probabilities.shape}")
-    return np.asarray(labels).astype(int).tolist(), probabilities.tolist()
+        raise ModelOutputError(f"the model returned probabilities of shape {probabilities.shape}, expected "
+                               f"{(rows.shape[0], classes)}")
+    return np.asarray(labels).astype(int), probabilities

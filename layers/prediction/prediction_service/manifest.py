@@ -15,7 +15,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from .errors import ManifestError, ModelNotFoundError
 
 
-
 def _check_relative_path(path: str) -> str:
     parts = path.split("/")
     if not path or path.startswith("/") or "\\" in path or any(p in ("", ".", "..") for p in parts):
@@ -101,7 +100,7 @@ class Manifest(BaseModel):
         try:
             return cls.model_validate(yaml.safe_load(raw))
         except (yaml.YAMLError, ValidationError) as exc:
-            raise ManifestError(f"invalid model manifest: {exc}") from exc
+            raise ManifestError("it is not a valid manifest (the error is logged)", detail=str(exc)) from exc
 
     def get(self, name: str) -> ModelSpec:
         for spec in self.models:

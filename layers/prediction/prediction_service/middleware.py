@@ -6,18 +6,17 @@ microseconds per request instead of a task and a stream per request.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .auth import bearer_token, default_verifier
+from .errors import AuthConfigError, PayloadTooLargeError, PredictionError, UnauthorizedError, UnsupportedMediaTypeError
+from .observability import log_error
+from .responses import JSON, error_response
 
 logger = logging.getLogger(__name__)
-
-JSON = "application/json"
 
 
 class StagePrefix:
@@ -75,14 +74,14 @@ class JsonBodyGuard:
             message = await receive()
             body += message.get("body", b"")
             if len(body) > MAX_BODY_BYTES:
-                message = f"the request body is larger than {MAX_BODY_BYTES} bytes"
-                await send_json(send, 413, {"status": "BadRequest", "error_message": message})
+                error = PayloadTooLargeError(f"the request body is larger than {MAX_BODY_BYTES} bytes")
+                await refuse(error, scope, receive, send)
                 return
             if not message.get("more_body"):
                 break
         if body and media_type not in _JSON_TYPES and not media_type.endswith(b"+json"):
             message = f"send JSON (Content-Type: application/json), not {media_type.decode('latin-1')}"
-            await send_json(send, 415, {"status": "BadRequest", "error_message": message})
+            await refuse(UnsupportedMediaTypeError(message), scope, receive, send)
             return
         if media_type == b"application/x-www-form-urlencoded":
             headers = [(k, JSON.encode() if k == b"content-type" else v) for k, v in headers]
@@ -106,47 +105,35 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 class BearerAuth:
     """Refuses requests without a valid `Authorization: Bearer <token>` with 401.
 
-    Behind API Gateway the Lambda authorizer has already checked the token and put
-    its principal in the request context; only API Gateway can set that, so such
-    requests pass. Everything else (the local server, a direct invocation) is
-    checked here against the same token hashes.
+    Every request is checked here, also behind API Gateway's Lambda authorizer: the
+    authorizer's context in the event (`requestContext.authorizer.lambda`) is not proof,
+    as anyone allowed to invoke the function directly can write it. The token hashes are
+    read once and cached (auth.TOKEN_HASHES_MAX_AGE), so the check costs a SHA-256.
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or gateway_principal(scope):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
         try:
             principal = default_verifier().verify(header)
-        except Exception:
-            logger.exception("cannot check bearer tokens; refusing the request")
-            body = {"message": "Internal Server Error", "error_message": "authentication is not configured"}
-            await send_json(send, 500, body)
+        except Exception as exc:  # no hashes, or SSM unreachable: fail closed
+            error = exc if isinstance(exc, AuthConfigError) else AuthConfigError(f"cannot read token hashes: {exc!r}")
+            await refuse(error, scope, receive, send)
             return
         if principal is None:
             reason = "missing or malformed Authorization header" if bearer_token(header) is None else "unknown token"
-            logger.info("refused %s %s: %s", scope["method"], scope["path"], reason)
-            body = {"message": "Unauthorized", "error_message": f"{reason}: send 'Authorization: Bearer <token>'"}
-            await send_json(send, 401, body, [(b"www-authenticate", b"Bearer")])
+            await refuse(UnauthorizedError(f"{reason}: send 'Authorization: Bearer <token>'"), scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = principal.id
         await self.app(scope, receive, send)
 
 
-def gateway_principal(scope: Scope) -> str | None:
-    """The principal API Gateway's Lambda authorizer approved, if the request came through it."""
-    context = (scope.get("aws.event") or {}).get("requestContext") or {}
-    return ((context.get("authorizer") or {}).get("lambda") or {}).get("principal")
-
-
-async def send_json(
-    send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    raw = json.dumps(body).encode()
-    all_headers = [(b"content-type", JSON.encode()), (b"content-length", str(len(raw)).encode()), *(headers or [])]
-    await send({"type": "http.response.start", "status": status, "headers": all_headers})
-    await send({"type": "http.response.body", "body": raw})
+async def refuse(error: PredictionError, scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer the request with `error` in the one error body, and log it."""
+    log_error(error)
+    await error_response(error, scope)(scope, receive, send)

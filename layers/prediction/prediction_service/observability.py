@@ -3,9 +3,10 @@
 - Logs: JSON lines with the service, the Lambda request id and cold-start flag, and the
   model of a single-model request; module loggers (`logging.getLogger(__name__)`) share
   the format. Never tokens or input rows.
-- Metrics: CloudWatch EMF, flushed once per invocation: Predictions,
-  PredictionErrors, CacheHits, CacheMisses, ModelLoadTime and InferenceTime (zeros left out);
-  single-model invocations carry a `model` dimension. Outside Lambda (`make run`)
+- Metrics: CloudWatch EMF, flushed once per invocation: Predictions, PredictionErrors,
+  InferenceTime, CacheHits, CacheMisses, ModelLoadTime, CacheStaleServed and CacheEvictions
+  (zeros left out); single-model invocations carry a `model` dimension. Always added on
+  the request's thread. Outside Lambda (`make run`)
   POWERTOOLS_METRICS_DISABLED keeps them off stdout.
 - Traces: X-Ray through Powertools Tracer, on when the template's `EnableTracing` is
   (POWERTOOLS_TRACE_DISABLED=false).
@@ -26,6 +27,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 if TYPE_CHECKING:
     from .cache import CacheStats
+    from .errors import PredictionError
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "prediction-api")
 logger = Logger(service=SERVICE)
@@ -71,40 +73,65 @@ def _no_cache() -> CacheStats | None:
     return None
 
 
-def _snapshot(stats: CacheStats | None) -> tuple[int, int, float]:
+def _snapshot(stats: CacheStats | None) -> tuple[float, ...]:
     if stats is None:
-        return (0, 0, 0.0)
-    return (stats.hits, stats.s3_loads + stats.disk_loads, sum(stats.load_seconds.values()) * 1000)
+        return (0, 0, 0.0, 0, 0)
+    load_ms = sum(stats.load_seconds.values()) * 1000
+    return (stats.hits, stats.s3_loads + stats.disk_loads, load_ms, stats.stale_served, stats.evictions)
 
 
 @contextmanager
-def model_in_logs(model: str) -> Iterator[None]:
-    """Name the model in the log lines written inside the block."""
-    logger.append_keys(model=model)
-    try:
-        yield
-    finally:
-        logger.remove_keys(["model"])
+def observe_prediction(model: str) -> Iterator[None]:
+    """Around a single-model prediction, on the request's thread: the model names the log
+    lines written inside and is the metrics' `model` dimension; the prediction is counted,
+    and so is its failure (the exception goes on to the app's handler)."""
+    if "model" not in metrics.dimension_set:  # once per invocation (flushing clears it)
+        metrics.add_dimension(name="model", value=model)
+    with logger.append_context_keys(model=model):
+        try:
+            yield
+        except Exception:
+            count_prediction(succeeded=False)
+            raise
 
 
-def record_prediction(model: str, status: str, inference_ms: float | None, single_model: bool) -> None:
-    """Count one prediction (and its error) and its inference time; called once per prediction."""
+def count_prediction(*, succeeded: bool, inference_ms: float | None = None) -> None:
+    """Count one prediction (and its failure) and its inference time. Call it on the request's
+    thread: `Metrics.add_metric` is a read-modify-write that loses points across threads."""
     metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=1)
-    if status != "Success":
+    if not succeeded:
         metrics.add_metric(name="PredictionErrors", unit=MetricUnit.Count, value=1)
     if inference_ms is not None:
         metrics.add_metric(name="InferenceTime", unit=MetricUnit.Milliseconds, value=inference_ms)
-    if single_model and "model" not in metrics.dimension_set:  # once per invocation (flushing clears it)
-        metrics.add_dimension(name="model", value=model)
 
 
-def record_cache(hits: float, misses: float, load_ms: float) -> None:
-    """Each metric costs microseconds to add, so zeros are left out (CloudWatch's Sum reads them as 0)."""
-    if hits:
-        metrics.add_metric(name="CacheHits", unit=MetricUnit.Count, value=hits)
-    if misses:
-        metrics.add_metric(name="CacheMisses", unit=MetricUnit.Count, value=misses)
-        metrics.add_metric(name="ModelLoadTime", unit=MetricUnit.Milliseconds, value=load_ms)
+def log_error(error: PredictionError) -> None:
+    """Log a refused or failed request: server failures at ERROR with their detail (which
+    never reaches the caller), the caller's mistakes at INFO."""
+    keys = {"model": error.model_name} if error.model_name else {}
+    with logger.append_context_keys(**keys):
+        if error.http_status >= 500:
+            cause = error.__cause__
+            logger.error(
+                "request failed%s: %s (%s)",
+                f" for model {error.model_name}" if error.model_name else "",
+                error.detail,
+                f"cause: {type(cause).__name__}" if cause else type(error).__name__,
+            )
+        else:
+            logger.info("request refused (%s): %s", error.http_status, error.message)
+
+
+_CACHE_METRICS = ("CacheHits", "CacheMisses", "ModelLoadTime", "CacheStaleServed", "CacheEvictions")
+_CACHE_UNITS = (MetricUnit.Count, MetricUnit.Count, MetricUnit.Milliseconds, MetricUnit.Count, MetricUnit.Count)
+
+
+def record_cache(*deltas: float) -> None:
+    """The cache's counters over one invocation. Each metric costs microseconds to add, so
+    zeros are left out (CloudWatch's Sum reads them as 0)."""
+    for name, unit, value in zip(_CACHE_METRICS, _CACHE_UNITS, deltas, strict=True):
+        if value:
+            metrics.add_metric(name=name, unit=unit, value=value)
 
 
 logging.getLogger("botocore").setLevel(logging.WARNING)

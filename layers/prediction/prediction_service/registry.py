@@ -2,44 +2,65 @@
 
 from __future__ import annotations
 
-import onnxruntime as ort
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
-from .cache import ArtifactCache, CacheStats
+from .errors import ManifestError, ModelLoadError, PredictionError
 from .inference import load_session
 from .manifest import FileRef, Manifest, ModelSpec
 from .tables import Table
 
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+    from .cache import ArtifactCache
+
+T = TypeVar("T")
+
 
 class ModelRegistry:
-    def __init__(self, cache: ArtifactCache, *, prefix: str, manifest_key: str) -> None:
+    def __init__(
+        self,
+        cache: ArtifactCache,
+        *,
+        prefix: str,
+        manifest_key: str,
+        reload_interval: float,
+        clock: Callable[[], float],
+    ) -> None:
         self._cache = cache
         self._prefix = prefix
         self._manifest_key = manifest_key
-
-    @property
-    def cache_stats(self) -> CacheStats:
-        return self._cache.stats
+        self._reload_interval = reload_interval
+        self._clock = clock
+        self._reloaded_at: dict[str, float] = {}
 
     def manifest(self) -> Manifest:
-        return self._cache.get(self._manifest_key, Manifest.parse)
+        try:
+            return self._cache.get(self._manifest_key, Manifest.parse)
+        except ManifestError:
+            raise
+        except PredictionError as exc:
+            raise ManifestError(exc.message, detail=exc.detail) from exc
 
     def spec(self, name: str) -> ModelSpec:
         return self.manifest().get(name)
 
     def session(self, spec: ModelSpec) -> ort.InferenceSession:
-        return self._cache.get(self._key(spec.file), load_session, spec.sha256)
+        return self._load(spec, FileRef(file=spec.file, sha256=spec.sha256), load_session)
 
-    def table(self, ref: FileRef) -> Table:
-        return self._cache.get(self._key(ref.file), Table.parse, ref.sha256)
+    def table(self, spec: ModelSpec, ref: FileRef) -> Table:
+        return self._load(spec, ref, Table.parse)
 
-    def is_loaded(self, spec: ModelSpec) -> bool:
+    def session_in_memory(self, spec: ModelSpec) -> bool:
+        """Whether the model's ONNX session is held in memory (what GET /v1/models calls `loaded`)."""
         return self._key(spec.file) in self._cache
 
-    def is_ready(self, name: str) -> bool:
+    def all_files_in_memory(self, name: str) -> bool:
         """Whether a prediction with this model would need no download (unknown names: False)."""
         try:
             spec = self.manifest().get(name)
-        except Exception:
+        except PredictionError:
             return False
         return all(self._key(ref.file) in self._cache for ref in self.files_of(spec))
 
@@ -48,7 +69,15 @@ class ModelRegistry:
         return [FileRef(file=spec.file, sha256=spec.sha256), *([data] if data else [])]
 
     def reload(self, spec: ModelSpec) -> ModelSpec:
-        """Fetch the manifest and the model's files from S3 again; the spec as the new manifest has it."""
+        """Fetch the manifest and the model's files from S3 again; the spec as the new manifest has it.
+
+        At most once per revalidation period per model: within it the cached copies serve,
+        so no caller can make every request download the model again."""
+        now = self._clock()
+        last = self._reloaded_at.get(spec.name)
+        if last is not None and now - last < self._reload_interval:
+            return self.spec(spec.name)
+        self._reloaded_at[spec.name] = now
         self._cache.invalidate(self._manifest_key)
         fresh = self.spec(spec.name)
         for ref in self.files_of(fresh):
@@ -61,7 +90,13 @@ class ModelRegistry:
         self.session(spec)
         for ref in (spec.dataset, spec.features):
             if ref is not None:
-                self.table(ref)
+                self.table(spec, ref)
+
+    def _load(self, spec: ModelSpec, ref: FileRef, parse: Callable[[bytes], T]) -> T:
+        try:
+            return self._cache.get(self._key(ref.file), parse, ref.sha256)
+        except PredictionError as exc:
+            raise ModelLoadError(spec.name, exc) from exc
 
     def _key(self, relative: str) -> str:
         return self._prefix + relative

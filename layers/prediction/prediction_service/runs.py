@@ -3,7 +3,7 @@
 The request and answer follow the ML playground document: `{"run": {"pipeline_uuid",
 "block_uuid", "variables": {"user_ids", "probability"}, "record", ...}}` answers
 `{"run": {"output": [<block output>]}}`. `record: true` writes a JSON record of the
-run to the bucket under the records prefix.
+run to the bucket under the records prefix, whether the run succeeded or not.
 """
 
 from __future__ import annotations
@@ -11,82 +11,33 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import time
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+from pydantic import ValidationError
 
-from .errors import PredictionError
-from .manifest import ModelSpec
-from .schemas import MAX_ROWS, PredictRequest, PredictResponse, Row
-from .service import PredictionService, describe_errors, elapsed_ms
-from .store import S3Store
+from .errors import BadInputError, PredictionError, StoreError, describe_errors
+from .schemas import PredictRequest, RunOutput, RunResponse, RunSpec
+from .outcomes import Prediction, Run
+from .service import PredictionService
+from .timing import elapsed_ms
+
+if TYPE_CHECKING:
+    from .manifest import ModelSpec
+    from .store import S3Store
 
 logger = logging.getLogger(__name__)
 
 
-class RunVariables(BaseModel):
-    """Block variables; unknown keys are accepted (the playground passes any kwargs) and ignored."""
-
-    model_config = ConfigDict(extra="allow")
-
-    user_ids: list[StrictInt] | None = Field(default=None, min_length=1, max_length=MAX_ROWS)
-    inputs: list[Row] | None = Field(default=None, min_length=1, max_length=MAX_ROWS)
-    probability: StrictBool = False
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
-class RunSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RecordNotWrittenError(PredictionError):
+    """The run was made but its record could not be kept: the caller must know (500)."""
 
-    pipeline_uuid: str = Field(min_length=1, max_length=256)
-    block_uuid: str = Field(min_length=1, max_length=256)
-    project: str | None = Field(default=None, max_length=256)
-    variables: RunVariables = Field(default_factory=RunVariables)
-    record: StrictBool = True
-    store_variables: StrictBool = True
-    run_upstream_blocks: StrictBool = False
-    incomplete_only: StrictBool = False
-
-
-# The playground document's request: the OpenAPI document shows it as the example.
-DOCUMENT_EXAMPLE = {
-    "run": {
-        "pipeline_uuid": "ml_inference_online",
-        "block_uuid": "ml/inference/online/predictions",
-        "project": "machine_learning",
-        "variables": {"probability": True, "user_ids": [1, 5, 100]},
-        "record": True,
-        "store_variables": True,
-        "run_upstream_blocks": False,
-        "incomplete_only": False,
-    }
-}
-
-
-class RunRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [DOCUMENT_EXAMPLE]})
-
-    run: RunSpec
-
-
-class RunOutput(BaseModel):
-    output: list[Any]
-
-
-class RunResponse(BaseModel):
-    run: RunOutput
-
-
-@dataclass(frozen=True)
-class RunResult:
-    body: dict[str, Any]
-    http_status: int
-    record_key: str | None = None
-
-
-def _error(status: str, message: str, started: float, http_status: int) -> RunResult:
-    return RunResult({"status": status, "error_message": message, "duration_ms": elapsed_ms(started)}, http_status)
+    def __init__(self, cause: StoreError) -> None:
+        super().__init__(f"the run finished but its record could not be written: {cause.message}", detail=cause.detail)
 
 
 class RunRecorder:
@@ -97,52 +48,43 @@ class RunRecorder:
         self._prefix = prefix
 
     def write(self, record: dict[str, Any], when: dt.datetime) -> str:
+        """`when` is the record's own `time`, so its key's date and its time always agree."""
         key = f"{self._prefix}{when:%Y/%m/%d}/{record['request_id']}.json"
-        self._store.put(key, json.dumps(record, separators=(",", ":")).encode())
+        try:
+            self._store.put(key, json.dumps(record, separators=(",", ":")).encode())
+        except StoreError as exc:
+            raise RecordNotWrittenError(exc) from exc
         return key
 
 
 class BlockRunner:
-    def __init__(self, service: PredictionService, recorder: RunRecorder) -> None:
+    def __init__(
+        self, service: PredictionService, recorder: RunRecorder, *, clock: Callable[[], dt.datetime] = utc_now
+    ) -> None:
         self._service = service
         self._recorder = recorder
+        self._clock = clock
 
-    def run(self, spec: RunSpec, request_id: str, started: float | None = None) -> RunResult:
-        started = time.perf_counter() if started is None else started
+    def run(self, spec: RunSpec, request_id: str, started: float) -> Run:
+        """The block's output. Raises a PredictionError when the run cannot be made, after
+        recording it if asked to (a failed run is recorded too)."""
         model = self._service.registry.manifest().find_block(spec.pipeline_uuid, spec.block_uuid)
         if model is None:
             message = f"pipeline {spec.pipeline_uuid!r} has no block {spec.block_uuid!r}; GET /v1/models lists them"
-            return _error("BadRequest", message, started, 400)
+            raise BadInputError(message)
+        request = _predict_request(spec)
         try:
-            request = PredictRequest(
-                ids=spec.variables.user_ids, inputs=spec.variables.inputs, probability=spec.variables.probability
-            )
-        except ValidationError as exc:
-            message = describe_errors(exc.errors()).replace("Value error, ", "variables: ")
-            return _error("BadRequest", message, started, 400)
-        if spec.run_upstream_blocks:
-            try:
+            if spec.run_upstream_blocks:
                 model = self._refresh(model, spec.incomplete_only)
-            except PredictionError as exc:
-                logger.error("reloading block %s failed: %s", spec.block_uuid, exc.message)
-                return _error("InternalError", exc.message, started, 500)
-        outcome = self._service.predict(model.name, request, started)
-        response = outcome.response
-        body: dict[str, Any]
-        if outcome.http_status == 200:
-            body = RunResponse(run=RunOutput(output=[self._block_output(response, request)])).model_dump()
-        else:
-            body = _error(response.status.value, response.error_message or "", started, outcome.http_status).body
-        if not spec.record:
-            return RunResult(body, outcome.http_status)
-        record = self._record(spec, model, request_id, response, body, started)
-        try:
-            key = self._recorder.write(record, dt.datetime.now(dt.UTC))
+            prediction = self._service.predict(model.name, request, started)
         except PredictionError as exc:
-            logger.error("run %s: record not written: %s", request_id, exc.message)
-            message = f"the run finished but its record could not be written: {exc.message}"
-            return _error("InternalError", message, started, 500)
-        return RunResult(body, outcome.http_status, key)
+            if spec.record:
+                self._write(spec, model, request_id, started, error=exc)
+            raise
+        response = RunResponse(run=RunOutput(output=[_block_output(prediction, request)]))
+        if spec.record:
+            self._write(spec, model, request_id, started, output=response.run.output)
+        return Run(response, prediction.inference_ms)
 
     def _refresh(self, model: ModelSpec, incomplete_only: bool) -> ModelSpec:
         if incomplete_only:
@@ -150,35 +92,46 @@ class BlockRunner:
             return model
         return self._service.registry.reload(model)
 
-    @staticmethod
-    def _block_output(response: PredictResponse, request: PredictRequest) -> Any:
-        if request.probability and response.probabilities is not None:
-            return response.probabilities
-        return response.prediction
-
-    @staticmethod
-    def _record(
+    def _write(
+        self,
         spec: RunSpec,
         model: ModelSpec,
         request_id: str,
-        response: PredictResponse,
-        body: dict[str, Any],
         started: float,
-    ) -> dict[str, Any]:
+        *,
+        output: list[Any] | None = None,
+        error: PredictionError | None = None,
+    ) -> str:
+        now = self._clock()  # one reading for the record's time and its key
         record: dict[str, Any] = {
             "request_id": request_id,
-            "time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+            "time": now.isoformat(timespec="milliseconds"),
             "pipeline_uuid": spec.pipeline_uuid,
             "block_uuid": spec.block_uuid,
             "project": spec.project,
             "model_name": model.name,
             "model_version": model.version,
             "variables": spec.variables.model_dump(include={"user_ids", "inputs", "probability"}, exclude_none=True),
-            "status": response.status.value,
+            "status": error.status if error else "Success",
             "duration_ms": elapsed_ms(started),
         }
-        if spec.store_variables:
-            record["output"] = body.get("run", {}).get("output")
-        if response.error_message:
-            record["error_message"] = response.error_message
-        return record
+        if spec.store_variables and output is not None:
+            record["output"] = output
+        if error is not None:
+            record["error_message"] = error.message
+        return self._recorder.write(record, now)
+
+
+def _predict_request(spec: RunSpec) -> PredictRequest:
+    variables = spec.variables
+    try:
+        return PredictRequest(ids=variables.user_ids, inputs=variables.inputs, probability=variables.probability)
+    except ValidationError as exc:
+        raise BadInputError(describe_errors(exc.errors()).replace("Value error, ", "variables: ")) from exc
+
+
+def _block_output(prediction: Prediction, request: PredictRequest) -> Any:
+    response = prediction.response
+    if request.probability and response.probabilities is not None:
+        return response.probabilities
+    return response.prediction

@@ -4,7 +4,7 @@ the batch response validates against the public `POST /v1/predict` JSON schema."
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
@@ -56,6 +56,8 @@ class BatchItem(PredictRequest):
 class BatchPredictRequest(BaseModel):
     """Body of `POST /v1/predict`. A request that breaks this shape is refused whole (400);
     an item that fails at prediction time (unknown model, wrong width) fails alone."""
+
+    model_config = ConfigDict(extra="forbid")
 
     predictions: list[BatchItem] = Field(
         min_length=1, max_length=MAX_BATCH_ITEMS, description="the predictions to make, each with its model"
@@ -119,16 +121,69 @@ class ModelDetail(ModelInfo):
 
 
 class ErrorBody(BaseModel):
-    """The body of a refused request (4xx) or of a failure (5xx)."""
+    """The one body of every refused request (4xx) and failure (5xx) the API itself writes
+    (errors.error_body). A 5xx message ends with the request id under which the detail is logged."""
 
     status: PredictStatus = PredictStatus.BAD_REQUEST
-    model_name: str | None = None
+    model_name: str | None = Field(default=None, description="the model the request named, when it named one")
     error_message: str
     duration_ms: int | None = Field(default=None, ge=0)
 
 
-class UnauthorizedBody(BaseModel):
-    """401: no valid `Authorization: Bearer <token>` header."""
+# -- playground runs (POST /api/runs) ---------------------------------------------------
 
-    message: str = "Unauthorized"
-    error_message: str | None = None
+
+class RunVariables(BaseModel):
+    """Block variables; unknown keys are accepted (the playground passes any kwargs) and ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    user_ids: list[StrictInt] | None = Field(default=None, min_length=1, max_length=MAX_ROWS)
+    inputs: list[Row] | None = Field(default=None, min_length=1, max_length=MAX_ROWS)
+    probability: StrictBool = False
+
+
+class RunSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pipeline_uuid: str = Field(min_length=1, max_length=256)
+    block_uuid: str = Field(min_length=1, max_length=256)
+    project: str | None = Field(default=None, max_length=256)
+    variables: RunVariables = Field(default_factory=RunVariables)
+    record: StrictBool = True
+    store_variables: StrictBool = True
+    run_upstream_blocks: StrictBool = Field(
+        default=False,
+        description="fetch the manifest and the model's files from S3 again first "
+        "(at most once per MODEL_REVALIDATE_SECONDS per model; within that period the cached copy serves)",
+    )
+    incomplete_only: StrictBool = False
+
+
+# The playground document's request: the OpenAPI document shows it as the example.
+DOCUMENT_EXAMPLE: dict[str, Any] = {
+    "run": {
+        "pipeline_uuid": "ml_inference_online",
+        "block_uuid": "ml/inference/online/predictions",
+        "project": "machine_learning",
+        "variables": {"probability": True, "user_ids": [1, 5, 100]},
+        "record": True,
+        "store_variables": True,
+        "run_upstream_blocks": False,
+        "incomplete_only": False,
+    }
+}
+
+
+class RunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [DOCUMENT_EXAMPLE]})
+
+    run: RunSpec
+
+
+class RunOutput(BaseModel):
+    output: list[Any]
+
+
+class RunResponse(BaseModel):
+    run: RunOutput

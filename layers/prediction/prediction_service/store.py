@@ -44,7 +44,6 @@ class S3Store:
         return cls(settings.model_bucket, client)
 
     def fetch(self, key: str, if_none_match: str | None = None) -> StoredObject | None:
-        where = f"s3://{self.bucket}/{key}"
         params = {"Bucket": self.bucket, "Key": key}
         if if_none_match:
             params["IfNoneMatch"] = if_none_match
@@ -55,20 +54,26 @@ class S3Store:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in ("304", "NotModified"):
                 return None
-            if code in ("NoSuchKey", "404", "NotFound"):
-                raise ObjectNotFoundError(f"{where} does not exist") from exc
-            if code in ("AccessDenied", "403"):
-                raise StoreError(f"access to {where} was denied") from exc
-            raise StoreError(f"could not read {where}: {code or exc}") from exc
+            raise self._error("read", key, code, exc) from exc
         except BotoCoreError as exc:
-            raise StoreError(f"could not reach S3 for {where} ({type(exc).__name__})") from exc
+            raise self._error("read", key, "", exc) from exc
 
     def put(self, key: str, body: bytes, content_type: str = "application/json") -> None:
-        where = f"s3://{self.bucket}/{key}"
         try:
             self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
         except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            raise StoreError(f"could not write {where}: {code or exc}") from exc
+            raise self._error("write", key, str(exc.response.get("Error", {}).get("Code", "")), exc) from exc
         except BotoCoreError as exc:
-            raise StoreError(f"could not reach S3 for {where} ({type(exc).__name__})") from exc
+            raise self._error("write", key, "", exc) from exc
+
+    def _error(self, action: str, key: str, code: str, exc: Exception) -> StoreError:
+        """A StoreError whose message says what failed but not where (no bucket, key or
+        endpoint reaches a caller); its detail names the object, for the log."""
+        where = f"s3://{self.bucket}/{key}"
+        if isinstance(exc, BotoCoreError):
+            return StoreError(f"could not reach S3 ({type(exc).__name__})", detail=f"{where}: {exc}")
+        if code in ("NoSuchKey", "404", "NotFound"):
+            return ObjectNotFoundError("the file does not exist in the model bucket", detail=f"{where} does not exist")
+        if code in ("AccessDenied", "403"):
+            return StoreError(f"S3 denied access to {action} the file", detail=f"{action} {where}: access denied")
+        return StoreError(f"S3 could not {action} the file ({code or 'error'})", detail=f"{action} {where}: {exc}")

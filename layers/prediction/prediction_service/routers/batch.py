@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import Response
 
-from ..api import ERROR_RESPONSES, get_service, json_response
-from ..schemas import BatchPredictRequest, BatchPredictResponse
-from ..service import PredictionService
+from ..app import ERROR_RESPONSES
+from ..deps import RequestIdDep, ServiceDep, StartedDep
+from ..errors import error_body
+from ..observability import count_prediction, log_error
+from ..responses import json_response
+from ..schemas import BatchPredictRequest, BatchPredictResponse, PredictResponse
+from ..outcomes import Failure, Prediction
+from ..timing import elapsed_ms
 
 router = APIRouter(tags=["batch"], responses=ERROR_RESPONSES)
-Service = Annotated[PredictionService, Depends(get_service)]
 logger = logging.getLogger(__name__)
 
 BATCH_FAILED = "An unexpected error occurred while processing batch predictions"
@@ -24,11 +27,24 @@ BATCH_FAILED = "An unexpected error occurred while processing batch predictions"
     response_model=BatchPredictResponse,
     responses={500: {"content": {"text/plain": {}}, "description": "the batch as a whole could not run"}},
 )
-async def predict_batch(body: BatchPredictRequest, service: Service) -> Response:
+async def predict_batch(
+    body: BatchPredictRequest, service: ServiceDep, started: StartedDep, request_id: RequestIdDep
+) -> Response:
     """Each item has its own status and duration: one failing item never fails the others."""
     try:
-        result = service.predict_batch(body.predictions)
+        results = service.predict_batch(body.predictions)
     except Exception:  # only a failure of the batch machinery itself gets here
         logger.exception("batch prediction failed as a whole")
         return Response(BATCH_FAILED, 500, media_type="text/plain")
-    return json_response(result)
+    items = [_item(result, request_id) for result in results]
+    return json_response(BatchPredictResponse(duration_ms=elapsed_ms(started), predictions=items))
+
+
+def _item(result: Prediction | Failure, request_id: str) -> PredictResponse:
+    """One item's answer, with its metrics and log line written here, on the request's thread."""
+    if isinstance(result, Prediction):
+        count_prediction(succeeded=True, inference_ms=result.inference_ms)
+        return result.response
+    count_prediction(succeeded=False)
+    log_error(result.error)
+    return PredictResponse(**error_body(result.error, request_id), duration_ms=result.duration_ms)

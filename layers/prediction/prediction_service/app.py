@@ -1,0 +1,108 @@
+"""The app factory every function uses: its routers, the ASGI middleware, and one exception
+handler per kind of error, all answering with the one error body (errors.error_body)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from . import __version__
+from .errors import (
+    UNEXPECTED,
+    BadInputError,
+    MethodNotAllowedError,
+    PredictionError,
+    RouteNotFoundError,
+    describe_errors,
+)
+from .middleware import MAX_BODY_BYTES, BearerAuth, JsonBodyGuard, RequestTimer, StagePrefix
+from .observability import log_error
+from .responses import error_response
+from .schemas import ErrorBody
+
+logger = logging.getLogger(__name__)
+
+# What every API route may answer besides its success, as the OpenAPI document shows it.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The request is invalid; `error_message` says why."},
+    401: {"model": ErrorBody, "description": "No valid `Authorization: Bearer <token>` header."},
+    413: {"model": ErrorBody, "description": f"The body is larger than {MAX_BODY_BYTES} bytes."},
+    415: {"model": ErrorBody, "description": "The body is not JSON."},
+    500: {"model": ErrorBody, "description": "The server failed; `error_message` names the request id it logged."},
+}
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No model of that name in the manifest."}
+}
+
+
+async def _prediction_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PredictionError)
+    log_error(exc)
+    return error_response(exc, request.scope)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    """Request bodies that break their schema: 400 (not FastAPI's 422), naming the model if the path does."""
+    assert isinstance(exc, RequestValidationError)
+    error = BadInputError(describe_errors(exc.errors()), model_name=request.path_params.get("name"))
+    return await _prediction_error(request, error)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such route, a method the route lacks, a body that is not UTF-8)."""
+    assert isinstance(exc, StarletteHTTPException)
+    error: PredictionError
+    if exc.status_code == 404:
+        error = RouteNotFoundError(request.method, request.url.path)
+    elif exc.status_code == 405:
+        allowed = [m.strip() for m in (exc.headers or {}).get("Allow", "").split(",") if m.strip()]
+        error = MethodNotAllowedError(request.method, allowed)
+    elif exc.status_code < 500:
+        error = BadInputError(str(exc.detail))
+    else:
+        error = PredictionError(UNEXPECTED, detail=str(exc.detail))
+    return await _prediction_error(request, error)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(PredictionError(UNEXPECTED), request.scope)
+
+
+def create_app(*routers: APIRouter, title: str, description: str, public: bool = False) -> FastAPI:
+    """A function's app serving `routers`. `public`: no bearer token asked (documentation pages).
+
+    The apps serve no OpenAPI document of their own: the docs function serves one for the
+    whole API (prediction_service.openapi).
+    """
+    # strict_content_type=False: a JSON body without a Content-Type header is still JSON.
+    # FastAPI's native OpenTelemetry is off: it costs more per request than a prediction,
+    # and Lambda's own logs, metrics and traces cover what it would record.
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=__version__,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        strict_content_type=False,
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+    )
+    for router in routers:
+        app.include_router(router)
+    if not public:
+        app.add_middleware(JsonBodyGuard)
+        app.add_middleware(BearerAuth)
+    app.add_middleware(RequestTimer)
+    app.add_middleware(StagePrefix)
+    app.add_exception_handler(PredictionError, _prediction_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    return app

@@ -1,0 +1,45 @@
+"""Dependencies the routes share, each declared once as an `Annotated` alias.
+
+The composition root is imported on first use, not at import: the docs function builds
+its OpenAPI document from these routers and must not load onnxruntime, numpy or boto3.
+The dependencies are `async` on purpose: FastAPI runs plain `def` dependencies in a
+worker thread, a hop that costs more than the whole prediction on the warm path.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Request
+
+from .responses import request_id, started_at
+
+if TYPE_CHECKING:
+    from .runs import BlockRunner
+    from .service import PredictionService
+
+
+async def get_service() -> PredictionService:
+    from .composition import components
+
+    return components().service
+
+
+async def get_runner() -> BlockRunner:
+    from .composition import components
+
+    return components().runner
+
+
+async def get_started(request: Request) -> float:
+    return started_at(request.scope)
+
+
+async def get_request_id(request: Request) -> str:
+    return request_id(request.scope)
+
+
+ServiceDep = Annotated["PredictionService", Depends(get_service)]
+RunnerDep = Annotated["BlockRunner", Depends(get_runner)]
+StartedDep = Annotated[float, Depends(get_started)]
+RequestIdDep = Annotated[str, Depends(get_request_id)]

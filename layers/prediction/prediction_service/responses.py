@@ -1,0 +1,42 @@
+"""What every app answers with: JSON bodies without their None fields, and the one error body."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from pydantic import BaseModel
+from starlette.responses import JSONResponse, Response
+from starlette.types import Scope
+
+from .errors import PredictionError, error_body
+from .timing import elapsed_ms
+
+JSON = "application/json"
+
+
+def json_response(body: BaseModel, status_code: int = 200) -> Response:
+    """A pydantic model as JSON, without its None fields (the documents leave them out)."""
+    return Response(body.model_dump_json(exclude_none=True), status_code=status_code, media_type=JSON)
+
+
+def error_response(error: PredictionError, scope: Scope) -> JSONResponse:
+    """The one error body for `error`, with its status code, headers, request id and duration."""
+    body = error_body(error, request_id(scope), duration_ms=elapsed_ms(started_at(scope)))
+    return JSONResponse(body, status_code=error.http_status, headers=error.headers)
+
+
+def started_at(scope: Scope) -> float:
+    """When the request arrived (middleware.RequestTimer), so durations cover parsing too."""
+    return (scope.get("state") or {}).get("started") or time.perf_counter()
+
+
+def request_id(scope: Scope) -> str:
+    """The Lambda request id when there is one (logs and records share it), else a new id,
+    kept in the scope so every use within one request agrees."""
+    state = scope.setdefault("state", {})
+    if "request_id" not in state:
+        context: Any = scope.get("aws.context")
+        state["request_id"] = getattr(context, "aws_request_id", None) or str(uuid.uuid4())
+    return state["request_id"]
