@@ -3,9 +3,11 @@
     python scripts/publish_models.py --bucket BUCKET [--prefix models/] [--endpoint-url URL]
     python scripts/publish_models.py --stack STACK   # the bucket the stack's ModelBucketName output names
 
-Each file is checked against the sha256 the manifest gives before it is sent,
-and sent with that checksum so S3 verifies it too. The manifest goes last, so a
-reader never sees a manifest naming files that are not there yet.
+The manifest is checked first with the library's own parser (the one the functions
+use), so a manifest they would refuse is never uploaded. Each file is checked against
+the sha256 the manifest gives before it is sent, and sent with that checksum so S3
+verifies it too. The manifest goes last, so a reader never sees a manifest naming
+files that are not there yet. Nothing is uploaded unless every check passes.
 """
 
 from __future__ import annotations
@@ -18,36 +20,44 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import yaml
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+ROOT = Path(__file__).resolve().parent.parent
+MODELS_DIR = ROOT / "models"
+sys.path.insert(0, str(ROOT / "layers" / "prediction"))
+
+from prediction_service.errors import ManifestError  # noqa: E402
+from prediction_service.manifest import Manifest  # noqa: E402
 
 
 def manifest_files(models_dir: Path) -> dict[str, str]:
-    """Relative path -> expected sha256 for every file the manifest names."""
-    manifest = yaml.safe_load((models_dir / "manifest.yaml").read_text())
+    """Relative path -> expected sha256 for every file the manifest names.
+
+    Raises ValueError, with the parser's reasons, if the functions would refuse the manifest."""
+    try:
+        manifest = Manifest.parse((models_dir / "manifest.yaml").read_bytes())
+    except ManifestError as exc:
+        raise ValueError(f"manifest.yaml is refused by the functions' parser: {exc.detail}") from exc
     files: dict[str, str] = {}
-    for model in manifest["models"]:
-        for ref in (model, model.get("dataset"), model.get("features")):
-            if ref:
-                files[ref["file"]] = ref["sha256"]
+    for model in manifest.models:
+        for ref in (model, model.dataset, model.features):
+            if ref is not None:
+                files[ref.file] = ref.sha256
     return files
 
 
 def publish(s3: Any, bucket: str, prefix: str = "models/", models_dir: Path = MODELS_DIR) -> list[str]:
-    """Upload and return the keys written, manifest last. Raises ValueError on a checksum mismatch."""
-    written = []
+    """Upload and return the keys written, manifest last. Raises ValueError, before uploading
+    anything, if the manifest is invalid or a file does not match its checksum."""
+    bodies = {}
     for relative, expected in sorted(manifest_files(models_dir).items()):
         body = (models_dir / relative).read_bytes()
         digest = hashlib.sha256(body)
         if digest.hexdigest() != expected:
             raise ValueError(f"{relative}: sha256 {digest.hexdigest()} does not match the manifest ({expected})")
-        s3.put_object(
-            Bucket=bucket,
-            Key=prefix + relative,
-            Body=body,
-            ChecksumSHA256=base64.b64encode(digest.digest()).decode(),
-        )
+        bodies[relative] = (body, base64.b64encode(digest.digest()).decode())
+    written = []
+    for relative, (body, checksum) in bodies.items():
+        s3.put_object(Bucket=bucket, Key=prefix + relative, Body=body, ChecksumSHA256=checksum)
         written.append(prefix + relative)
     s3.put_object(Bucket=bucket, Key=prefix + "manifest.yaml", Body=(models_dir / "manifest.yaml").read_bytes())
     written.append(prefix + "manifest.yaml")

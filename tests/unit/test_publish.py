@@ -27,6 +27,28 @@ def test_a_file_that_does_not_match_the_manifest_is_not_uploaded(s3: Any, tmp_pa
     assert "Contents" not in s3.list_objects_v2(Bucket="test-models", Prefix="v3/manifest.yaml")
 
 
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        (lambda text: text.replace("lookback: 30", "lookback: -30", 1), "greater than 0"),
+        (lambda text: text.replace("    kind: forecast", "    kind: regression", 1), "kind"),
+        (lambda text: text + "\nunexpected: true\n", "unexpected"),
+        (lambda text: text.replace("name: drive_stats_b", "name: drive_stats_a", 1), "unique"),
+    ],
+)
+def test_a_manifest_the_functions_would_refuse_is_not_uploaded(
+    s3: Any, tmp_path: Path, capsys: Any, edit: Any, reason: str
+) -> None:
+    """Bug a: publish-models validates with the library's own parser, before uploading anything."""
+    models = tmp_path / "models"
+    shutil.copytree(ROOT / "models", models)
+    manifest = models / "manifest.yaml"
+    manifest.write_text(edit(manifest.read_text()))
+    with pytest.raises(ValueError, match=reason):
+        publish(s3, "test-models", "v4/", models_dir=models)
+    assert "Contents" not in s3.list_objects_v2(Bucket="test-models", Prefix="v4/")
+
+
 def test_stack_option_publishes_to_the_stacks_model_bucket(capsys: Any) -> None:
     with mock_aws():
         boto3.client("s3").create_bucket(Bucket="stack-models")
