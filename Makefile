@@ -4,6 +4,7 @@
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
+CHECKOV_VENV := .venv-checkov
 PY := $(BIN)/python
 PORT ?= 3000
 MOTO_PORT ?= 5055
@@ -13,11 +14,12 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv run test bench build validate deploy events models publish-models clean
+.PHONY: help venv checkov run test bench build validate deploy events models publish-models clean
 
 help:
 	@echo "make run             serve the API on http://127.0.0.1:$(PORT) (S3 emulated by moto)"
 	@echo "make test            run every test"
+	@echo "make checkov         install checkov (the template scan) in .venv-checkov; make test does it"
 	@echo "make bench           run the benchmarks, print their tables, chart docs/performance.png"
 	@echo "make build           sam build"
 	@echo "make validate        sam validate --lint"
@@ -33,10 +35,18 @@ $(BIN)/.installed: requirements-dev.txt layers/prediction/requirements.txt
 
 venv: $(BIN)/.installed
 
+# checkov (template scan, tests/template) pins a boto3 that aws-sam-cli's pin excludes: own venv.
+$(CHECKOV_VENV)/bin/.installed: requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || "$$(scripts/find-python.sh 3.13)" -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	@touch $@
+
+checkov: $(CHECKOV_VENV)/bin/.installed
+
 run: venv
 	$(PY) scripts/local_api.py --port $(PORT) --moto-port $(MOTO_PORT)
 
-test: venv
+test: venv checkov
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: venv

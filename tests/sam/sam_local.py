@@ -106,13 +106,13 @@ def sam_local(
     env_vars.write_text(
         json.dumps(
             {
+                # for every function: locally the token hashes come from API_TOKEN_HASHES, not SSM
                 "Parameters": {
                     "MODEL_BUCKET": BUCKET,
                     "S3_ENDPOINT_URL": f"http://host.docker.internal:{port}",
+                    "API_TOKEN_HASHES_PARAMETER": "",
                     "API_TOKEN_HASHES": EVENT_TOKEN_HASH,
                 },
-                # locally the authorizer reads API_TOKEN_HASHES instead of SSM
-                "AuthorizerFunction": {"API_TOKEN_HASHES_PARAMETER": "", "API_TOKEN_HASHES": EVENT_TOKEN_HASH},
             }
         )
     )

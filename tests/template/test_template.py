@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import ROOT, load_event, venv_tool
@@ -13,6 +16,10 @@ from generate_events import sam_command
 from local_api import load_template, template_routes
 
 pytestmark = pytest.mark.sam
+
+FUNCTIONS = ("ModelsFunction", "BatchFunction", "RunsFunction", "DocsFunction", "AuthorizerFunction")
+ROUTE_FUNCTIONS = ("ModelsFunction", "BatchFunction", "RunsFunction")  # verify the bearer token themselves
+CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"  # its own venv: see requirements-checkov.txt
 
 
 def sam(*args: str) -> subprocess.CompletedProcess[str]:
@@ -70,13 +77,31 @@ def statements(function: str) -> list[tuple[str, str, str]]:
 def test_each_function_gets_only_the_access_it_needs() -> None:
     read_models = ("Allow", "s3:GetObject", "arn:${AWS::Partition}:s3:::${Bucket}/${ModelPrefix}*")
     write_records = ("Allow", "s3:PutObject", "arn:${AWS::Partition}:s3:::${Bucket}/${RecordsPrefix}*")
-    assert statements("ModelsFunction") == [read_models]
-    assert statements("BatchFunction") == [read_models]
-    assert statements("RunsFunction") == [read_models, write_records]
+    read_token_hashes = (
+        "Allow",
+        "ssm:GetParameter",
+        "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${TokenHashesParameterName}",
+    )
+    decrypt = ("Allow", "kms:Decrypt", "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*")
+    # the route functions check the bearer token themselves, against the authorizer's SSM parameter
+    assert statements("ModelsFunction") == [read_models, read_token_hashes, decrypt]
+    assert statements("BatchFunction") == [read_models, read_token_hashes, decrypt]
+    assert statements("RunsFunction") == [read_models, write_records, read_token_hashes, decrypt]
+    assert statements("AuthorizerFunction") == [read_token_hashes, decrypt]
     assert "Policies" not in load_template()["Resources"]["DocsFunction"]["Properties"], "docs need no AWS access"
-    ssm, kms = statements("AuthorizerFunction")
-    assert ssm[1] == "ssm:GetParameter" and ssm[2].endswith(":parameter${TokenHashesParameterName}")
-    assert kms[1] == "kms:Decrypt"
+    for function in (*ROUTE_FUNCTIONS, "AuthorizerFunction"):
+        (policy,) = load_template()["Resources"][function]["Properties"]["Policies"]
+        (kms,) = [s for s in policy["Statement"] if s["Action"] == "kms:Decrypt"]
+        assert kms["Condition"] == {"StringEquals": {"kms:ViaService": "ssm.${AWS::Region}.amazonaws.com"}}, function
+
+
+def test_every_function_is_told_where_the_token_hashes_are() -> None:
+    template = load_template()
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["API_TOKEN_HASHES_PARAMETER"] == "TokenHashesParameterName"
+    assert variables["API_TOKEN_HASHES"] == "", "deployed, the hashes come from SSM only"
+    for function in FUNCTIONS:
+        assert "Environment" not in template["Resources"][function]["Properties"], f"{function}: Globals say it"
 
 
 def test_every_route_is_behind_the_bearer_token_authorizer() -> None:
@@ -132,4 +157,91 @@ def test_deployment_options_are_parameters() -> None:
         assert name in template["Parameters"], name
     assert template["Resources"]["ModelBucket"]["Condition"] == "CreateModelBucket"
     logs = [r for r in template["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
-    assert len(logs) == 5 and all(r["Properties"]["RetentionInDays"] == "LogRetentionDays" for r in logs)
+    # one per function, and the API's access logs
+    assert len(logs) == 6 and all(r["Properties"]["RetentionInDays"] == "LogRetentionDays" for r in logs)
+
+
+def test_each_function_has_a_reserved_concurrency_parameter_unreserved_by_default() -> None:
+    """-1 (the default) reserves nothing: an account with a small quota (10) could not deploy a reservation."""
+    template = load_template()
+    for function in FUNCTIONS:
+        prefix = function.removesuffix("Function")
+        parameter, condition = f"{prefix}ReservedConcurrency", f"Reserve{prefix}Concurrency"
+        assert template["Parameters"][parameter]["Default"] == -1, parameter
+        assert template["Parameters"][parameter]["MinValue"] == -1, parameter
+        assert template["Conditions"][condition] == [[parameter, -1]], condition  # !Not [!Equals [!Ref ..., -1]]
+        reserved = template["Resources"][function]["Properties"]["ReservedConcurrentExecutions"]
+        assert reserved == [condition, parameter, "AWS::NoValue"], function
+
+
+def test_api_access_logs_are_one_json_line_without_headers_or_tokens() -> None:
+    resources = load_template()["Resources"]
+    settings = resources["PredictionApi"]["Properties"]["AccessLogSettings"]
+    assert settings["DestinationArn"] == "PredictionApiAccessLogs.Arn"
+    assert resources["PredictionApiAccessLogs"]["Type"] == "AWS::Logs::LogGroup"
+    assert "\n" not in settings["Format"]
+    fields = json.loads(settings["Format"])
+    assert fields == {
+        "requestId": "$context.requestId",
+        "ip": "$context.identity.sourceIp",
+        "requestTime": "$context.requestTime",
+        "httpMethod": "$context.httpMethod",
+        "routeKey": "$context.routeKey",
+        "status": "$context.status",
+        "protocol": "$context.protocol",
+        "responseLength": "$context.responseLength",
+        "integrationErrorMessage": "$context.integrationErrorMessage",
+        "authorizerError": "$context.authorizer.error",
+    }
+    for value in fields.values():
+        assert not re.search(r"header|authorization|token|body", value, re.IGNORECASE), value
+
+
+def checkov(*args: str) -> subprocess.CompletedProcess[str]:
+    """checkov on template.yaml, offline (--skip-download: no Prisma Cloud guidelines)."""
+    if not CHECKOV.exists():
+        pytest.fail(f"{CHECKOV.relative_to(ROOT)} is missing: run `make checkov` (`make test` does)")
+    command = [str(CHECKOV), "--file", "template.yaml", "--framework", "cloudformation", "--skip-download", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def checkov_skips() -> list[tuple[str, str, dict[str, Any]]]:
+    """(resource, check id, entry) of every inline `Metadata: checkov: skip:` entry."""
+    return [
+        (name, skip["id"], skip)
+        for name, resource in load_template()["Resources"].items()
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", [])
+    ]
+
+
+def test_checkov_passes_every_check() -> None:
+    result = checkov("--quiet", "--compact")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    summary = re.search(r"Passed checks: (\d+), Failed checks: (\d+), Skipped checks: (\d+)", output)
+    assert summary, output
+    passed, failed, skipped = map(int, summary.groups())
+    assert failed == 0, output
+    assert passed >= 30, f"too few checks ran; are the Serverless resources scanned?\n{output}"
+    assert skipped == len(checkov_skips()), "every inline suppression must match a check that ran"
+
+
+def test_checkov_scans_every_function_and_suppresses_only_with_a_reason() -> None:
+    result = checkov("--output", "json")
+    try:
+        report = json.loads(result.stdout)["results"]
+    except (ValueError, KeyError):
+        pytest.fail(f"checkov gave no JSON report:\n{result.stdout[-4000:]}{result.stderr[-4000:]}")
+    failed = [(c["check_id"], c["resource"]) for c in report.get("failed_checks", [])]
+    assert not failed and result.returncode == 0, failed or result.stderr[-4000:]
+    passed = {(c["check_id"], c["resource"]) for c in report["passed_checks"]}
+    # fixed, not suppressed: the API's access logs and a reserved-concurrency setting on every function
+    assert ("CKV_AWS_95", "AWS::Serverless::HttpApi.PredictionApi") in passed
+    for function in FUNCTIONS:
+        assert ("CKV_AWS_115", f"AWS::Serverless::Function.{function}") in passed, function
+        assert ("CKV_AWS_45", f"AWS::Serverless::Function.{function}") in passed, function  # no secret in env
+    for name, check, skip in checkov_skips():
+        assert check not in ("CKV_AWS_95", "CKV_AWS_115"), f"{name}: {check} must be fixed, not suppressed"
+        assert len(skip.get("comment", "")) > 40, f"{name}: say why {check} does not apply"
+    skipped = {(c["check_id"], c["resource"].split(".", 1)[1]) for c in report["skipped_checks"]}
+    assert skipped == {(check, name) for name, check, _ in checkov_skips()}
