@@ -26,6 +26,10 @@ os.environ.pop("S3_ENDPOINT_URL", None)
 os.environ.pop("API_TOKEN_HASHES_PARAMETER", None)
 os.environ.pop("AWS_PROFILE", None)
 
+# Powertools' log handler keeps the stdout it is created with: create it now, under the session's
+# capture, not inside one test's capsys (whose stream is closed when that test ends).
+import prediction_service.observability  # noqa: E402, F401
+
 
 @pytest.fixture(autouse=True)
 def token_hashes(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:

@@ -67,3 +67,57 @@ def test_batch_metrics_count_every_item(s3: Any, capsys: Any) -> None:
     (blob,) = [b for b in emitted(capsys)[0] if "Predictions" in b]
     assert total(blob, "Predictions") == 4 and total(blob, "PredictionErrors") == 2
     assert "model" not in blob
+
+
+def test_metrics_are_added_on_the_requests_thread_even_when_items_run_in_the_pool(
+    s3: Any, capsys: Any, monkeypatch: Any
+) -> None:
+    """Powertools' add_metric is a read-modify-write: points added from pool threads can be lost."""
+    import threading
+
+    from prediction_service.observability import metrics
+
+    batch = load_function("batch")
+    threads: set[str] = set()
+    real = metrics.add_metric
+
+    def recording(*args: Any, **kwargs: Any) -> None:
+        threads.add(threading.current_thread().name)
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(metrics, "add_metric", recording)
+    items = [{"model_name": name} for name in ("drive_stats_a", "drive_stats_b", "nope", "user_churn")] * 4
+    event = load_event(ROOT / "events/batch_drive_stats.json")
+    event["body"] = json.dumps({"predictions": items})
+    capsys.readouterr()
+    batch.handler(event, lambda_context())  # cold: the items run in the pool
+    assert threads == {threading.current_thread().name}
+    (blob,) = [b for b in emitted(capsys)[0] if "Predictions" in b]
+    assert total(blob, "Predictions") == 16 and total(blob, "PredictionErrors") == 8
+
+
+def test_evictions_are_published(s3: Any, capsys: Any, monkeypatch: Any) -> None:
+    from prediction_service.composition import components
+
+    monkeypatch.setenv("MODEL_CACHE_MAX_BYTES", "1")  # every new entry evicts the others
+    components.cache_clear()
+    models = load_function("models")
+    capsys.readouterr()
+    models.handler(load_event(ROOT / "events/models_forecast_drive_stats_a.json"), lambda_context())
+    (blob,) = [b for b in emitted(capsys)[0] if "Predictions" in b]
+    assert total(blob, "CacheEvictions") == 2  # manifest, then model: each pushed out by the next file
+
+
+def test_stale_served_is_published(s3: Any, capsys: Any, monkeypatch: Any) -> None:
+    from prediction_service.composition import components
+
+    monkeypatch.setenv("MODEL_REVALIDATE_SECONDS", "0")  # revalidate the manifest on every request
+    components.cache_clear()
+    models = load_function("models")
+    event = load_event(ROOT / "events/models_forecast_drive_stats_a.json")
+    models.handler(event, lambda_context())
+    s3.delete_object(Bucket="test-models", Key="models/manifest.yaml")  # revalidation fails: stale served
+    capsys.readouterr()
+    assert models.handler(event, lambda_context())["statusCode"] == 200
+    (blob,) = [b for b in emitted(capsys)[0] if "Predictions" in b]
+    assert total(blob, "CacheStaleServed") == 1
