@@ -73,6 +73,7 @@ CATALOGUE = [
     ("batch items not objects", "batch", "POST", "/v1/predict", '{"predictions": ["drive_stats_a"]}', "application/json", 400, "predictions.0"),
     ("batch item without model_name", "batch", "POST", "/v1/predict", '{"predictions": [{"model_name": "drive_stats_a"}, {"ids": [1]}]}', "application/json", 400, "predictions.1.model_name"),
     ("batch item with a wrong field", "batch", "POST", "/v1/predict", '{"predictions": [{"model": "drive_stats_a"}]}', "application/json", 400, "predictions.0"),
+    ("batch unknown top-level field", "batch", "POST", "/v1/predict", '{"predictions": [{"model_name": "drive_stats_a"}], "timeout": 5}', "application/json", 400, "timeout"),
     ("batch missing", "batch", "POST", "/v1/predict", "{}", "application/json", 400, "predictions"),
     ("run missing", "runs", "POST", "/api/runs", "{}", "application/json", 400, "run"),
     ("run null", "runs", "POST", "/api/runs", '{"run": null}', "application/json", 400, "run"),
