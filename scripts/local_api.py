@@ -92,7 +92,13 @@ def load_function_app(route: Route) -> Any:
 
 
 class LocalApi:
-    """An ASGI app that sends each request to the function the template routes it to."""
+    """An ASGI app that sends each request to the function the template routes it to.
+
+    What no function serves is answered here in the API's one error body (errors.error_body):
+    404 for an unknown route, 405 with `Allow` for a method the route lacks (API Gateway
+    answers both with its own `{"message": "Not Found"}`, which we cannot change), and 400 for
+    a WebSocket upgrade (an HTTP API serves no WebSocket), before any token is checked.
+    """
 
     def __init__(self, routes: Iterable[Route]) -> None:
         self._routes = [(r.pattern, r.method, load_function_app(r)) for r in routes]
@@ -105,7 +111,10 @@ class LocalApi:
                 message = await receive()
             await send({"type": "lifespan.shutdown.complete"})
             return
-        from prediction_service.middleware import send_json
+        if scope["type"] == "websocket" or _asks_for_websocket(scope):
+            await refuse_websocket(scope, receive, send)
+            return
+        from prediction_service.errors import MethodNotAllowedError, RouteNotFoundError
 
         matching = [(m, app) for pattern, m, app in self._routes if pattern.match(scope["path"])]
         chosen = next((app for m, app in matching if m == scope["method"]), None)
@@ -113,10 +122,50 @@ class LocalApi:
             await chosen(scope, receive, send)
         elif matching:
             # API Gateway answers 404 here too; the local server says what HTTP says.
-            allow = ", ".join(sorted({m for m, _ in matching})).encode()
-            await send_json(send, 405, {"message": "Method Not Allowed"}, [(b"allow", allow)])
+            allowed = sorted({m for m, _ in matching})
+            await error_response(MethodNotAllowedError(scope["method"], allowed))(scope, receive, send)
         else:
-            await send_json(send, 404, {"message": "Not Found"})  # what API Gateway answers
+            await error_response(RouteNotFoundError(scope["method"], scope["path"]))(scope, receive, send)
+
+
+WEBSOCKET_REFUSED = "this API serves plain HTTP requests, not WebSocket"
+
+
+def error_response(error: Any) -> Any:
+    """A Starlette JSONResponse carrying `error` (a PredictionError) in the one error body."""
+    from prediction_service.errors import error_body
+    from starlette.responses import JSONResponse
+
+    return JSONResponse(error_body(error), status_code=error.http_status, headers=error.headers)
+
+
+def _asks_for_websocket(scope: dict[str, Any]) -> bool:
+    """An HTTP request asking to upgrade to WebSocket: what uvicorn passes on as `http` when it
+    has no WebSocket library (`ws="none"`, or neither websockets nor wsproto installed)."""
+    return scope["type"] == "http" and any(k == b"upgrade" and v.strip().lower() == b"websocket"
+                                           for k, v in scope["headers"])
+
+
+async def refuse_websocket(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """400 in the one error body, whichever way the server hands over the upgrade request.
+
+    uvicorn with a WebSocket library (wsproto, websockets) gives a `websocket` scope with the
+    `websocket.http.response` extension: the denial is an ordinary HTTP response. Without the
+    extension, closing before accepting makes the server answer 403. Without a WebSocket
+    library the request arrives as `http` and is answered as one.
+    """
+    from prediction_service.errors import BadInputError
+    from starlette.websockets import WebSocket
+
+    response = error_response(BadInputError(WEBSOCKET_REFUSED))
+    if scope["type"] != "websocket":
+        await response(scope, receive, send)
+        return
+    websocket = WebSocket(scope, receive, send)
+    if "websocket.http.response" in scope.get("extensions", {}):
+        await websocket.send_denial_response(response)
+    else:
+        await websocket.close()
 
 
 def start_moto(port: int, host: str = "127.0.0.1") -> Any:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import socket
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 from generate_events import PLAYGROUND_RUN
-from support import LocalServer
+from local_api import WEBSOCKET_REFUSED
+from prediction_service.errors import BadInputError, MethodNotAllowedError, RouteNotFoundError, error_body
+from support import LocalServer, free_port
 
 pytestmark = pytest.mark.server
 
@@ -42,7 +46,101 @@ def test_documented_batch_sent_as_curl_sends_it(base_url: str, auth: dict[str, s
 
 def test_unknown_route_is_a_json_404(base_url: str, auth: dict[str, str]) -> None:
     response = httpx.get(f"{base_url}/v2/nothing", headers=auth)
-    assert response.status_code == 404 and response.json() == {"message": "Not Found"}
+    assert response.status_code == 404 and response.headers["content-type"] == "application/json"
+    assert response.json() == error_body(RouteNotFoundError("GET", "/v2/nothing"))
+    assert response.json()["status"] == "BadRequest" and "error_message" in response.json()
+
+
+@pytest.mark.parametrize(("method", "path", "allow"), [("DELETE", "/v1/models", "GET"),
+                                                       ("PUT", "/v1/models/drive_stats_a/predict", "GET, POST"),
+                                                       ("GET", "/v1/predict", "POST")])
+def test_a_method_the_route_lacks_is_a_json_405_with_allow(base_url: str, auth: dict[str, str], method: str,
+                                                          path: str, allow: str) -> None:
+    response = httpx.request(method, f"{base_url}{path}", headers=auth)
+    assert response.status_code == 405 and response.headers["content-type"] == "application/json"
+    assert response.headers["allow"] == allow
+    assert response.json() == error_body(MethodNotAllowedError(method, allow.split(", ")))
+    assert response.json()["status"] == "BadRequest" and "error_message" in response.json()
+
+
+def raw_request(url: str, request_line: str, headers: dict[str, str]) -> tuple[str, dict[str, str], bytes]:
+    """Send one request over a plain socket; the status line, the headers and the body of the answer."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    lines = [request_line, f"Host: {host}:{port}", *(f"{k}: {v}" for k, v in headers.items())]
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        data = b""
+        while b"\r\n\r\n" not in data and (chunk := sock.recv(65536)):
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        answer_headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines)}
+        length = int(answer_headers.get("content-length", "0"))
+        while len(body) < length and (chunk := sock.recv(65536)):
+            body += chunk
+    return status_line, answer_headers, body
+
+
+UPGRADE = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+           "Sec-WebSocket-Version": "13"}
+
+
+def assert_websocket_refused(url: str, path: str, headers: dict[str, str]) -> None:
+    status_line, answer_headers, body = raw_request(url, f"GET {path} HTTP/1.1", {**UPGRADE, **headers})
+    assert status_line.startswith("HTTP/1.1 4"), status_line  # not 101 Switching Protocols, not 500
+    assert status_line.startswith("HTTP/1.1 400 "), status_line
+    assert answer_headers["content-type"] == "application/json"
+    assert json.loads(body) == error_body(BadInputError(WEBSOCKET_REFUSED))
+
+
+@pytest.mark.parametrize(("path", "with_token"), [("/v1/models", True), ("/v1/models", False), ("/nothing", False),
+                                                  ("/playground", False)])
+def test_a_websocket_upgrade_is_a_json_400(local_server: LocalServer, path: str, with_token: bool) -> None:
+    assert_websocket_refused(local_server.url, path, local_server.auth if with_token else {})
+
+
+@pytest.fixture
+def bare_local_api() -> Iterator[Callable[[str], str]]:
+    """LocalApi with no routes under uvicorn in a thread, for a given `ws` choice; yields a starter."""
+    import threading
+    import time
+
+    import uvicorn
+    from local_api import LocalApi
+
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(ws: str) -> str:
+        port = free_port()
+        config = uvicorn.Config(LocalApi([]), host="127.0.0.1", port=port, ws=ws, log_level="error")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.mark.parametrize("ws", ["none", "auto", "wsproto", "websockets-sansio"])
+def test_the_websocket_answer_does_not_depend_on_the_websocket_library(bare_local_api: Callable[[str], str],
+                                                                        ws: str) -> None:
+    """uvicorn hands an upgrade over as `websocket` (with wsproto or websockets) or as `http` (without
+    either, or ws="none"): the answer is the same 400 either way."""
+    library = {"wsproto": "wsproto", "websockets-sansio": "websockets"}.get(ws)
+    if library is not None:
+        pytest.importorskip(library, reason=f"uvicorn's ws={ws!r} needs {library}, which is not installed")
+    url = bare_local_api(ws)
+    assert_websocket_refused(url, "/v1/models", {})
+    response = httpx.get(f"{url}/v1/models")  # plain HTTP on the same server: no route here
+    assert response.status_code == 404 and response.json() == error_body(RouteNotFoundError("GET", "/v1/models"))
 
 
 def test_bad_request_over_http(base_url: str, auth: dict[str, str]) -> None:
@@ -60,7 +158,8 @@ def test_every_route_refuses_requests_without_a_valid_token(local_server: LocalS
                          ("POST", "/v1/models/user_churn/predict"), ("POST", "/v1/predict"), ("POST", "/api/runs")]:
         response = httpx.request(method, f"{base_url}{path}", headers=headers, json={})
         assert response.status_code == 401, (method, path)
-        assert response.json()["message"] == "Unauthorized"
+        body = response.json()
+        assert body["status"] == "BadRequest" and "Authorization: Bearer" in body["error_message"]
         assert response.headers["www-authenticate"] == "Bearer"
 
 
@@ -74,3 +173,22 @@ def test_documented_playground_request_with_probability_and_labels(base_url: str
     payload["run"]["variables"]["probability"] = False
     labels = httpx.post(f"{base_url}/api/runs", json=payload, headers=headers).json()
     assert labels == {"run": {"output": [[r.index(max(r)) for r in rows]]}}
+
+
+def test_a_websocket_scope_without_the_denial_extension_is_closed_before_accept() -> None:
+    """A server without `websocket.http.response` answers a close before accept with 403."""
+    import asyncio
+
+    from local_api import refuse_websocket
+
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {"type": "websocket", "path": "/v1/models", "headers": [], "extensions": {}}
+    asyncio.run(refuse_websocket(scope, receive, send))
+    assert [m["type"] for m in sent] == ["websocket.close"]

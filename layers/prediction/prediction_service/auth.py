@@ -17,13 +17,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .errors import AuthConfigError
+
 _BEARER = re.compile(r"^(?i:bearer) +([A-Za-z0-9._~+/=-]{16,512})$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 TOKEN_HASHES_MAX_AGE = 300
-
-
-class AuthConfigError(RuntimeError):
-    """No token hashes are configured, or they are malformed: every request would be refused."""
 
 
 @dataclass(frozen=True)
@@ -37,9 +35,12 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def bearer_token(authorization: str | None) -> str | None:
-    """The token of an `Authorization: Bearer <token>` header, or None when missing or malformed."""
-    match = _BEARER.match((authorization or "").strip())
+def bearer_token(authorization: object) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None when it is missing or
+    malformed: anything but a string (a number, a list, null from an odd event) is malformed."""
+    if not isinstance(authorization, str):
+        return None
+    match = _BEARER.match(authorization.strip())
     return match.group(1) if match else None
 
 
@@ -51,20 +52,30 @@ def parse_hashes(raw: str) -> tuple[str, ...]:
     return hashes
 
 
+def principal_for(token: str, hashes: tuple[str, ...]) -> Principal | None:
+    """The principal of `token` if its hash is one of `hashes`, else None."""
+    presented = hash_token(token)
+    matched = False
+    for known in hashes:  # compare with every hash: timing says nothing about which
+        matched |= hmac.compare_digest(presented, known)
+    return Principal(id=f"token:{presented[:8]}") if matched else None
+
+
 class TokenVerifier:
     def __init__(self, load_hashes: Callable[[], tuple[str, ...]]) -> None:
         self._load_hashes = load_hashes
 
-    def verify(self, authorization: str | None) -> Principal | None:
-        """The principal of a valid bearer header; None for a missing, malformed or unknown token."""
+    def hashes(self) -> tuple[str, ...]:
+        """The accepted token hashes. Raises when they cannot be read (AuthConfigError, SSM errors)."""
+        return self._load_hashes()
+
+    def verify(self, authorization: object) -> Principal | None:
+        """The principal of a valid bearer header; None for a missing, malformed or unknown token.
+        Raises only when the hashes cannot be read (see `hashes`)."""
         token = bearer_token(authorization)
         if token is None:
             return None
-        presented = hash_token(token)
-        matched = False
-        for known in self._load_hashes():  # compare with every hash: timing says nothing about which
-            matched |= hmac.compare_digest(presented, known)
-        return Principal(id=f"token:{presented[:8]}") if matched else None
+        return principal_for(token, self.hashes())
 
 
 def _ssm_hashes(parameter: str) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from mangum import Mangum
 
+from .event_guard import refuse_malformed_events
 from .observability import Handler, instrument
 
 if TYPE_CHECKING:
@@ -18,4 +19,4 @@ if TYPE_CHECKING:
 def lambda_handler(app: FastAPI, cache_stats: Callable[[], CacheStats | None] | None = None) -> Handler:
     """The handler `template.yaml` names (`app.handler`). `cache_stats`: the artifact cache's
     counters, published as metrics after each invocation (functions that read models)."""
-    return instrument(Mangum(app, lifespan="off"), cache_stats)
+    return instrument(refuse_malformed_events(Mangum(app, lifespan="off")), cache_stats)
