@@ -33,7 +33,7 @@ import numpy, onnxruntime, boto3
 from prediction_service.settings import Settings
 from prediction_service.store import S3Store
 from prediction_service.manifest import Manifest
-from prediction_service.inference import load_session, forecast
+from prediction_service.inference import load_model, forecast
 t1 = time.perf_counter()
 settings = Settings.from_env()
 store = S3Store.from_settings(settings)
@@ -43,7 +43,7 @@ t2 = time.perf_counter()
 spec = manifest.get("drive_stats_a")
 raw = store.fetch(settings.model_prefix + spec.file).body
 t3 = time.perf_counter()
-session = load_session(raw)
+session = load_model(raw).session
 t4 = time.perf_counter()
 forecast(session, numpy.zeros((1, 30), dtype=numpy.float32), 3)
 t5 = time.perf_counter()

@@ -45,7 +45,7 @@ def main() -> dict[str, float]:
     context = lambda_context()
     assert predict.handler(event, context)["statusCode"] == 200
     registry = components().registry
-    session = registry.session(registry.spec("drive_stats_a"))
+    session = registry.model(registry.spec("drive_stats_a")).session
     x = np.asarray([window], dtype=np.float32)
     raw = time_calls("raw session.run (30 in, 3 out)", lambda: session.run(None, {"X": x}), N)
     handler = time_calls("handler: event -> JSON (POST predict)", lambda: predict.handler(event, context), N)

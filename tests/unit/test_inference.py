@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from support import ROOT
 from prediction_service.errors import BadInputError, IntegrityError, ModelOutputError
-from prediction_service.inference import classify, forecast, input_matrix, load_session
+from prediction_service.inference import classify, forecast, input_matrix, load_model
 from prediction_service.tables import Table
 
 
 def session(name: str):  # noqa: ANN201 - onnxruntime type
-    return load_session((ROOT / "models" / f"{name}.onnx").read_bytes())
+    return load_model((ROOT / "models" / f"{name}.onnx").read_bytes()).session
 
 
 def test_forecast_returns_horizon_floats_close_to_the_series() -> None:
@@ -37,7 +37,7 @@ def test_classify_returns_labels_and_probabilities_that_agree() -> None:
 
 def test_not_onnx_bytes_are_an_integrity_error() -> None:
     with pytest.raises(IntegrityError, match="not a valid ONNX"):
-        load_session(b"definitely not a model")
+        load_model(b"definitely not a model")
 
 
 @pytest.mark.parametrize(

@@ -55,9 +55,9 @@ def test_unknown_model_is_a_404_naming_it(s3: Any) -> None:
 def test_a_finite_window_that_overflows_the_forecaster_is_the_callers_400(s3: Any) -> None:
     """Bug b: 30 values of +-2e38 are each a valid float32, but the forecast is infinite."""
     import numpy as np
-    from prediction_service.inference import forecast, load_session
+    from prediction_service.inference import forecast, load_model
 
-    model = load_session((ROOT / "models/drive_stats_a.onnx").read_bytes())
+    model = load_model((ROOT / "models/drive_stats_a.onnx").read_bytes()).session
     unit = np.eye(30, dtype=np.float32)
     weights = [forecast(model, unit[i : i + 1], 3)[0] - forecast(model, 0 * unit[:1], 3)[0] for i in range(30)]
     window = [2e38 if w > 0 else -2e38 for w in weights]  # every term adds up: the first value overflows

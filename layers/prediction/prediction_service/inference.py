@@ -3,25 +3,60 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import onnxruntime as ort
 
 from .errors import BadInputError, IntegrityError, ModelOutputError
+from .tensors import ONNX_DATATYPES
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def load_session(raw: bytes) -> ort.InferenceSession:
-    """An InferenceSession from model bytes, sized for a small Lambda (one thread per run)."""
+@dataclass(frozen=True)
+class TensorSpec:
+    """A graph input or output as the v2 protocol describes it: -1 for a dynamic dimension;
+    `datatype` None when the protocol cannot carry the graph's type (a sequence, a map)."""
+
+    name: str
+    datatype: str | None
+    onnx_type: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class OnnxModel:
+    """A loaded model: its session, and its inputs and outputs read from the graph."""
+
+    session: ort.InferenceSession
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+
+def load_model(raw: bytes) -> OnnxModel:
+    """A model from its bytes, with a session sized for a small Lambda (one thread per run)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     try:
-        return ort.InferenceSession(raw, sess_options=options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(raw, sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for bad files
         raise IntegrityError("the file is not a valid ONNX model", detail=f"not a valid ONNX model: {exc}") from exc
+    return OnnxModel(session, _specs(session.get_inputs()), _specs(session.get_outputs()))
+
+
+def _specs(args: Sequence[ort.NodeArg]) -> tuple[TensorSpec, ...]:
+    return tuple(
+        TensorSpec(
+            name=arg.name,
+            datatype=ONNX_DATATYPES.get(arg.type),
+            onnx_type=arg.type,
+            shape=tuple(d if isinstance(d, int) and d >= 0 else -1 for d in (arg.shape or ())),
+        )
+        for arg in args
+    )
 
 
 def input_matrix(rows: Sequence[Sequence[float]] | np.ndarray, width: int) -> np.ndarray:

@@ -48,11 +48,16 @@ class FeatureTableRef(FileRef):
 
 
 class ModelSpec(BaseModel):
+    """One model. A generic ONNX model needs only `name`, `file` and `sha256`: its inputs and
+    outputs are read from the graph when it loads, and it is served through the v2 (Open
+    Inference Protocol) routes. `forecast` and `classifier` add what the /v1 routes need."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    version: str
-    kind: Literal["forecast", "classifier"]
+    version: str = Field(default="1", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+    kind: Literal["onnx", "forecast", "classifier"] = "onnx"
+    description: str | None = Field(default=None, max_length=500)
     file: RelativePath
     sha256: Sha256
     group: str | None = None
@@ -68,16 +73,18 @@ class ModelSpec(BaseModel):
 
     @model_validator(mode="after")
     def _fields_of_kind(self) -> ModelSpec:
-        needed = ("lookback", "horizon", "dataset") if self.kind == "forecast" else ("classes", "inputs")
-        missing = [f for f in needed if getattr(self, f) is None]
+        needed = {"forecast": ("lookback", "horizon", "dataset"), "classifier": ("classes", "inputs")}
+        missing = [f for f in needed.get(self.kind, ()) if getattr(self, f) is None]
         if missing:
             raise ValueError(f"{self.kind} model {self.name!r} needs {', '.join(missing)}")
         return self
 
     @property
-    def input_width(self) -> int:
-        """Number of values in one input row."""
-        return self.lookback if self.kind == "forecast" else len(self.inputs or ())  # type: ignore[return-value]
+    def input_width(self) -> int | None:
+        """Number of values in one /v1 input row (None for a generic ONNX model)."""
+        if self.kind == "forecast":
+            return self.lookback
+        return len(self.inputs or ()) if self.kind == "classifier" else None
 
 
 class Manifest(BaseModel):

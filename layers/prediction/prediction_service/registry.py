@@ -6,13 +6,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from .errors import ManifestError, ModelLoadError, PredictionError
-from .inference import load_session
+from .inference import OnnxModel, load_model
 from .manifest import FileRef, Manifest, ModelSpec
 from .tables import Table
 
 if TYPE_CHECKING:
-    import onnxruntime as ort
-
     from .cache import ArtifactCache
 
 T = TypeVar("T")
@@ -46,8 +44,8 @@ class ModelRegistry:
     def spec(self, name: str) -> ModelSpec:
         return self.manifest().get(name)
 
-    def session(self, spec: ModelSpec) -> ort.InferenceSession:
-        return self._load(spec, FileRef(file=spec.file, sha256=spec.sha256), load_session)
+    def model(self, spec: ModelSpec) -> OnnxModel:
+        return self._load(spec, FileRef(file=spec.file, sha256=spec.sha256), load_model)
 
     def table(self, spec: ModelSpec, ref: FileRef) -> Table:
         return self._load(spec, ref, Table.parse)
@@ -87,7 +85,7 @@ class ModelRegistry:
 
     def load(self, spec: ModelSpec) -> None:
         """Load whatever of the model's files is not cached yet."""
-        self.session(spec)
+        self.model(spec)
         for ref in (spec.dataset, spec.features):
             if ref is not None:
                 self.table(spec, ref)

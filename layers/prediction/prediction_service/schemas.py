@@ -97,7 +97,11 @@ class ModelInfo(BaseModel):
     kind: str
     lookback: int | None = None
     horizon: int | None = None
-    inputs: int = Field(description="values in one input row")
+    description: str | None = None
+    inputs: int | None = Field(
+        default=None, description="values in one input row (forecast and classifier models; generic ONNX models "
+        "take named tensors: GET /v2/models/{name} lists them)"
+    )
     input_names: list[str] | None = None
     classes: list[str] | None = None
     group: str | None = None

@@ -87,6 +87,7 @@ class PredictionService:
             name=spec.name,
             version=spec.version,
             kind=spec.kind,
+            description=spec.description,
             lookback=spec.lookback,
             horizon=spec.horizon,
             inputs=spec.input_width,
@@ -99,7 +100,12 @@ class PredictionService:
 
     def _run(self, spec: ModelSpec, request: PredictRequest) -> tuple[PredictResponse, float]:
         """The response, and the milliseconds spent in inference itself."""
-        session = self.registry.session(spec)
+        if spec.kind == "onnx":
+            raise BadInputError(
+                f"model {spec.name!r} is a generic ONNX model: send it named tensors with "
+                f"POST /v2/models/{spec.name}/infer (GET /v2/models/{spec.name} lists its inputs)"
+            )
+        session = self.registry.model(spec).session
         base = {"status": PredictStatus.SUCCESS, "model_name": spec.name, "model_version": spec.version}
         if spec.kind == "forecast":
             assert spec.lookback is not None and spec.horizon is not None
