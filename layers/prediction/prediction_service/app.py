@@ -4,6 +4,7 @@ handler per kind of error, all answering with the one error body (errors.error_b
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -15,10 +16,12 @@ from . import __version__
 from .errors import (
     UNEXPECTED,
     BadInputError,
+    ErrorBody,
     MethodNotAllowedError,
     PredictionError,
     RouteNotFoundError,
     describe_errors,
+    error_body,
 )
 from .middleware import MAX_BODY_BYTES, BearerAuth, JsonBodyGuard, RequestTimer, StagePrefix
 from .observability import log_error
@@ -44,7 +47,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 async def _prediction_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PredictionError)
     log_error(exc)
-    return error_response(exc, request.scope)
+    return error_response(exc, request.scope, request.app.state.error_body)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -72,11 +75,25 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(PredictionError(UNEXPECTED), request.scope)
+    return error_response(PredictionError(UNEXPECTED), request.scope, request.app.state.error_body)
 
 
-def create_app(*routers: APIRouter, title: str, description: str, public: bool = False) -> FastAPI:
-    """A function's app serving `routers`. `public`: no bearer token asked (documentation pages).
+def create_app(
+    *routers: APIRouter,
+    title: str,
+    description: str,
+    public: bool = False,
+    public_paths: Collection[str] = (),
+    binary_bodies: bool = False,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    error_body: ErrorBody = error_body,
+) -> FastAPI:
+    """A function's app serving `routers`.
+
+    `public`: no bearer token asked at all (documentation pages); `public_paths`: these paths
+    only (health probes). `binary_bodies` and `max_body_bytes`: what the JSON body guard lets
+    through. `error_body`: how every refusal and failure is written (the v2 routes use the
+    protocol's `{"error": ...}`).
 
     The apps serve no OpenAPI document of their own: the docs function serves one for the
     whole API (prediction_service.openapi).
@@ -94,11 +111,12 @@ def create_app(*routers: APIRouter, title: str, description: str, public: bool =
         strict_content_type=False,
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
+    app.state.error_body = error_body
     for router in routers:
         app.include_router(router)
     if not public:
-        app.add_middleware(JsonBodyGuard)
-        app.add_middleware(BearerAuth)
+        app.add_middleware(JsonBodyGuard, max_bytes=max_body_bytes, binary=binary_bodies, error_body=error_body)
+        app.add_middleware(BearerAuth, public_paths=public_paths, error_body=error_body)
     app.add_middleware(RequestTimer)
     app.add_middleware(StagePrefix)
     app.add_exception_handler(PredictionError, _prediction_error)

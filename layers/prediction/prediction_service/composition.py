@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .cache import ArtifactCache, CacheStats
+from .inference_service import InferenceService
 from .registry import ModelRegistry
 from .runs import BlockRunner, RunRecorder
 from .service import PredictionService
@@ -28,6 +29,7 @@ class Components:
     cache: ArtifactCache
     registry: ModelRegistry
     service: PredictionService
+    inference: InferenceService
     runner: BlockRunner
 
 
@@ -53,7 +55,7 @@ def build_components(
     )
     service = PredictionService(registry, batch_workers=settings.batch_workers)
     runner = BlockRunner(service, RunRecorder(store, settings.records_prefix))
-    return Components(settings, store, cache, registry, service, runner)
+    return Components(settings, store, cache, registry, service, InferenceService(registry), runner)
 
 
 @functools.cache

@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from .responses import request_id, started_at
 
 if TYPE_CHECKING:
+    from .inference_service import InferenceService
     from .runs import BlockRunner
     from .service import PredictionService
 
@@ -23,6 +24,12 @@ async def get_service() -> PredictionService:
     from .composition import components
 
     return components().service
+
+
+async def get_inference() -> InferenceService:
+    from .composition import components
+
+    return components().inference
 
 
 async def get_runner() -> BlockRunner:
@@ -41,5 +48,6 @@ async def get_request_id(request: Request) -> str:
 
 ServiceDep = Annotated["PredictionService", Depends(get_service)]
 RunnerDep = Annotated["BlockRunner", Depends(get_runner)]
+InferenceDep = Annotated["InferenceService", Depends(get_inference)]
 StartedDep = Annotated[float, Depends(get_started)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]

@@ -11,7 +11,7 @@ parser's full text) is for the log only: it never reaches a response.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 BAD_REQUEST = "BadRequest"
@@ -60,6 +60,15 @@ class ModelNotFoundError(BadInputError):
     def __init__(self, name: str) -> None:
         super().__init__(f"model {name!r} is not in the manifest; GET /v1/models lists the models", model_name=name)
         self.name = name
+
+
+class VersionNotFoundError(BadInputError):
+    """The model exists, not in that version."""
+
+    http_status = 404
+
+    def __init__(self, name: str, version: str, known: list[str]) -> None:
+        super().__init__(f"model {name!r} has no version {version!r}; its versions: {', '.join(known)}", model_name=name)
 
 
 class RouteNotFoundError(BadInputError):
@@ -143,6 +152,9 @@ class AuthConfigError(PredictionError):
 
 UNEXPECTED = "the server could not answer; the error is logged"
 
+# How an app writes its error body: error_body (the API's own) or protocol_error_body (v2).
+ErrorBody = Callable[..., dict[str, Any]]
+
 
 def error_body(error: PredictionError, request_id: str | None = None, **extra: Any) -> dict[str, Any]:
     """The one error body. A server failure names the request id, so the caller can quote it
@@ -156,6 +168,12 @@ def error_body(error: PredictionError, request_id: str | None = None, **extra: A
     body["error_message"] = message
     body.update(extra)
     return body
+
+
+def protocol_error_body(error: PredictionError, request_id: str | None = None, **_: Any) -> dict[str, Any]:
+    """The Open Inference Protocol's error body, `{"error": "..."}`, for the v2 routes (same
+    message as error_body, so a 5xx names its request id there too)."""
+    return {"error": error_body(error, request_id)["error_message"]}
 
 
 def describe_errors(errors: Sequence[Any]) -> str:

@@ -8,11 +8,20 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .auth import bearer_token, default_verifier
-from .errors import AuthConfigError, PayloadTooLargeError, PredictionError, UnauthorizedError, UnsupportedMediaTypeError
+from .errors import (
+    AuthConfigError,
+    ErrorBody,
+    PayloadTooLargeError,
+    PredictionError,
+    UnauthorizedError,
+    UnsupportedMediaTypeError,
+    error_body,
+)
 from .observability import log_error
 from .responses import JSON, error_response
 
@@ -49,19 +58,28 @@ class RequestTimer:
 
 
 MAX_BODY_BYTES = 1024 * 1024
+# Lambda's limit on a synchronous invocation's payload; the v2 routes take bodies up to it.
+LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024
 _JSON_TYPES = (b"application/json", b"application/x-www-form-urlencoded", b"")
+_BINARY = b"application/octet-stream"
 
 
 class JsonBodyGuard:
-    """Every route takes JSON: a body over MAX_BODY_BYTES gets 413, another media type 415.
+    """Every route takes JSON: a body over `max_bytes` gets 413, another media type 415.
 
     A body labelled `application/x-www-form-urlencoded` is read as JSON: that is what
     `curl --data '{...}'` sends, as in the documents this API follows, and no route
-    takes a form. The body is read here once (it is small) and replayed to the app.
+    takes a form. `binary`: also take `application/octet-stream` (the v2 protocol's
+    binary tensor extension). The body is read here once and replayed to the app.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int = MAX_BODY_BYTES, binary: bool = False, error_body: ErrorBody = error_body
+    ) -> None:
         self.app = app
+        self.max_bytes = max_bytes
+        self.media_types = (*_JSON_TYPES, _BINARY) if binary else _JSON_TYPES
+        self.error_body = error_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,19 +87,23 @@ class JsonBodyGuard:
             return
         headers = scope["headers"]
         media_type = next((v.split(b";")[0].strip().lower() for k, v in headers if k == b"content-type"), b"")
-        body = b""
+        chunks, size = [], 0
         while True:
             message = await receive()
-            body += message.get("body", b"")
-            if len(body) > MAX_BODY_BYTES:
-                error = PayloadTooLargeError(f"the request body is larger than {MAX_BODY_BYTES} bytes")
-                await refuse(error, scope, receive, send)
+            chunk = message.get("body", b"")
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > self.max_bytes:
+                error = PayloadTooLargeError(f"the request body is larger than {self.max_bytes} bytes")
+                await refuse(error, scope, receive, send, self.error_body)
                 return
             if not message.get("more_body"):
                 break
-        if body and media_type not in _JSON_TYPES and not media_type.endswith(b"+json"):
-            message = f"send JSON (Content-Type: application/json), not {media_type.decode('latin-1')}"
-            await refuse(UnsupportedMediaTypeError(message), scope, receive, send)
+        body = b"".join(chunks)
+        if body and media_type not in self.media_types and not media_type.endswith(b"+json"):
+            accepted = "application/json" + (" or application/octet-stream" if _BINARY in self.media_types else "")
+            message = f"send {accepted}, not {media_type.decode('latin-1')}"
+            await refuse(UnsupportedMediaTypeError(message), scope, receive, send, self.error_body)
             return
         if media_type == b"application/x-www-form-urlencoded":
             headers = [(k, JSON.encode() if k == b"content-type" else v) for k, v in headers]
@@ -109,13 +131,18 @@ class BearerAuth:
     authorizer's context in the event (`requestContext.authorizer.lambda`) is not proof,
     as anyone allowed to invoke the function directly can write it. The token hashes are
     read once and cached (auth.TOKEN_HASHES_MAX_AGE), so the check costs a SHA-256.
+    `public_paths`: paths that reveal nothing and need no token (health probes).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, *, public_paths: Collection[str] = (), error_body: ErrorBody = error_body
+    ) -> None:
         self.app = app
+        self.public_paths = frozenset(public_paths)
+        self.error_body = error_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or _route_path(scope) in self.public_paths:
             await self.app(scope, receive, send)
             return
         header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
@@ -123,17 +150,25 @@ class BearerAuth:
             principal = default_verifier().verify(header)
         except Exception as exc:  # no hashes, or SSM unreachable: fail closed
             error = exc if isinstance(exc, AuthConfigError) else AuthConfigError(f"cannot read token hashes: {exc!r}")
-            await refuse(error, scope, receive, send)
+            await refuse(error, scope, receive, send, self.error_body)
             return
         if principal is None:
             reason = "missing or malformed Authorization header" if bearer_token(header) is None else "unknown token"
-            await refuse(UnauthorizedError(f"{reason}: send 'Authorization: Bearer <token>'"), scope, receive, send)
+            error = UnauthorizedError(f"{reason}: send 'Authorization: Bearer <token>'")
+            await refuse(error, scope, receive, send, self.error_body)
             return
         scope.setdefault("state", {})["principal"] = principal.id
         await self.app(scope, receive, send)
 
 
-async def refuse(error: PredictionError, scope: Scope, receive: Receive, send: Send) -> None:
-    """Answer the request with `error` in the one error body, and log it."""
+def _route_path(scope: Scope) -> str:
+    """The path as the routes see it (without a stage's root_path)."""
+    path: str = scope["path"]
+    root = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+async def refuse(error: PredictionError, scope: Scope, receive: Receive, send: Send, body: ErrorBody) -> None:
+    """Answer the request with `error` in the app's error body, and log it."""
     log_error(error)
-    await error_response(error, scope)(scope, receive, send)
+    await error_response(error, scope, body)(scope, receive, send)

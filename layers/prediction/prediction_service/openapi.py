@@ -15,19 +15,21 @@ from typing import Any
 from fastapi.openapi.utils import get_openapi
 
 from . import __version__
-from .routers import batch, models, runs
+from .protocol import InferenceRequest
+from .routers import batch, inference, models, runs
 
 TITLE = "ONNX prediction API"
 DESCRIPTION = (
     "Predictions from ONNX models kept in S3, served by AWS Lambda behind API Gateway. "
-    "Every route takes `Authorization: Bearer <token>`."
+    "Every route but the v2 health probes takes `Authorization: Bearer <token>`. The /v2 routes "
+    "speak the Open Inference Protocol (KServe v2) with Triton's binary tensor extension."
 )
 BEARER = {"bearerAuth": {"type": "http", "scheme": "bearer", "description": "an API token (scripts/new_token.py)"}}
 
 
 @functools.cache
 def _document() -> dict[str, Any]:
-    routes = [*models.router.routes, *batch.router.routes, *runs.router.routes]
+    routes = [*models.router.routes, *batch.router.routes, *runs.router.routes, *inference.router.routes]
     document = get_openapi(title=TITLE, version=__version__, description=DESCRIPTION, routes=routes)
     for path_item in document["paths"].values():
         for operation in path_item.values():
@@ -35,6 +37,10 @@ def _document() -> dict[str, Any]:
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
+    # The v2 infer routes read their body by hand (it may be binary): add its schema.
+    request = InferenceRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(request.pop("$defs", {}))
+    schemas["InferenceRequest"] = request
     document["components"]["securitySchemes"] = BEARER
     document["security"] = [{"bearerAuth": []}]
     return document

@@ -72,8 +72,23 @@ def from_json(name: str, datatype: str, shape: Sequence[int], data: Any) -> np.n
         if not all(isinstance(v, str) for v in flat):
             raise BadInputError(f"input {name!r}: BYTES data must be strings")
         return flat.reshape(shape)
+    if dtype.kind in "iu" and flat.dtype.kind in "fO":
+        # beyond int64 numpy reads floats or objects: read the JSON integers again, exactly
+        flat = _exact_integers(name, datatype, np.asarray(data, dtype=object).reshape(-1), flat, dtype)
     _check_kind(name, datatype, flat)
     return _fit(name, datatype, flat, dtype).reshape(shape)
+
+
+def _exact_integers(
+    name: str, datatype: str, values: np.ndarray, flat: np.ndarray, dtype: np.dtype[Any]
+) -> np.ndarray:
+    """JSON integers numpy could not hold as int64 (UINT64's upper half), read exactly."""
+    if not all(type(v) is int for v in values):
+        return flat  # not all integers: _check_kind says what is wrong
+    info = np.iinfo(dtype)
+    if any(v < info.min or v > info.max for v in values):
+        raise BadInputError(f"input {name!r}: {datatype} values must lie in [{info.min}, {info.max}]")
+    return np.array(values.tolist(), dtype=dtype)
 
 
 def from_binary(name: str, datatype: str, shape: Sequence[int], raw: bytes | memoryview) -> np.ndarray:
@@ -130,7 +145,7 @@ def _check_kind(name: str, datatype: str, flat: np.ndarray) -> None:
 
 def _fit(name: str, datatype: str, flat: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
     """Cast to `dtype`, refusing values out of its range (an integer that would wrap, a float that would be inf)."""
-    if flat.size == 0:
+    if flat.size == 0 or dtype.kind == "b":
         return flat.astype(dtype)
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
