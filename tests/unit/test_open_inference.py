@@ -292,3 +292,26 @@ def test_bytes_binary_length_prefix_is_what_tritonclient_sends(echo: str, infere
     status, _, answer = call(inference, "POST", f"/v2/models/{echo}/infer", binary=header + raw,
                              headers={"inference-header-content-length": str(len(header))})
     assert status == 200 and answer["outputs"][0]["data"] == ["x", "yz", ""]
+
+
+def test_the_shipped_digits_model_takes_named_inputs_of_two_types_and_ranks_and_answers_strings(
+    s3: Any, inference: Any
+) -> None:
+    metadata = call(inference, "GET", "/v2/models/digits")[2]
+    assert metadata["inputs"] == [{"name": "pixels", "datatype": "UINT8", "shape": [-1, 8, 8]},
+                                  {"name": "min_confidence", "datatype": "FP32", "shape": [-1]}]
+    assert metadata["outputs"][0] == {"name": "label", "datatype": "BYTES", "shape": [-1]}
+    rows = [line.split(",") for line in (ROOT / "models/data/digits_holdout.csv").read_text().splitlines()
+            if line and not line.startswith("#")][1:]
+    names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    truth = [r[0] if r[0] in names else names[int(r[0])] for r in rows]
+    pixels = [[int(v) for v in r[1:]] for r in rows]
+    body = {"inputs": [{"name": "pixels", "shape": [len(rows), 8, 8], "datatype": "UINT8", "data": pixels},
+                       {"name": "min_confidence", "shape": [len(rows)], "datatype": "FP32", "data": [0.0] * len(rows)}],
+            "outputs": [{"name": "label"}]}
+    status, _, answer = call(inference, "POST", "/v2/models/digits/infer", body)
+    assert status == 200
+    labels = answer["outputs"][0]["data"]
+    assert sum(a == b for a, b in zip(labels, truth, strict=True)) / len(truth) >= 0.9
+    body["inputs"][1]["data"] = [1.01] * len(rows)
+    assert set(call(inference, "POST", "/v2/models/digits/infer", body)[2]["outputs"][0]["data"]) == {"unsure"}
