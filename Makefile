@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv checkov run test bench build validate deploy events models publish-models clean
+.PHONY: help venv checkov run test bench build validate deploy events models text-model publish-models clean
 
 help:
 	@echo "make run             serve the API on http://127.0.0.1:$(PORT) (S3 emulated by moto)"
@@ -25,6 +25,7 @@ help:
 	@echo "make validate        sam validate --lint"
 	@echo "make events          regenerate events/ from sam local generate-event"
 	@echo "make models          rebuild models/ (installs the training-only requirements)"
+	@echo "make text-model      convert all-MiniLM-L6-v2 to ONNX (FP32 + INT8) in .local/text-model/ (cached)"
 	@echo "make deploy          sam build + sam deploy --guided (asks, then saves answers in samconfig.toml)"
 	@echo "make publish-models [STACK=onnx-prediction-api | BUCKET=name] [PREFIX=models/]  upload models/"
 
@@ -65,6 +66,10 @@ events: venv
 models: venv
 	$(PY) -m pip install --quiet -r models/requirements-train.txt
 	$(PY) models/build_models.py
+	$(PY) models/build_text_model.py
+
+text-model: venv
+	$(PY) models/build_text_model.py
 
 deploy: venv
 	sam build
