@@ -315,3 +315,10 @@ def test_the_shipped_digits_model_takes_named_inputs_of_two_types_and_ranks_and_
     assert sum(a == b for a, b in zip(labels, truth, strict=True)) / len(truth) >= 0.9
     body["inputs"][1]["data"] = [1.01] * len(rows)
     assert set(call(inference, "POST", "/v2/models/digits/infer", body)[2]["outputs"][0]["data"]) == {"unsure"}
+
+
+def test_a_malformed_event_is_refused_in_the_protocols_error_body(inference: Any) -> None:
+    event = http_event("POST", "/v2/models/user_churn/infer", "{}")
+    event.update(isBase64Encoded=True, body="not base64!")
+    result = inference.handler(event, lambda_context())
+    assert result["statusCode"] == 400 and set(json.loads(result["body"])) == {"error"}

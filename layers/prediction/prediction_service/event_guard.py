@@ -33,7 +33,7 @@ import logging
 import re
 from typing import Any
 
-from .errors import BadInputError, error_body
+from .errors import BadInputError, ErrorBody, error_body
 from .observability import Handler
 
 logger = logging.getLogger(__name__)
@@ -48,27 +48,28 @@ class MalformedEvent(Exception):
     """What is wrong with the event, in words safe to answer (no header values, no body)."""
 
 
-def refuse_malformed_events(handler: Handler) -> Handler:
-    """`handler` (Mangum) called only with events it can read; 400 for the others."""
+def refuse_malformed_events(handler: Handler, body: ErrorBody = error_body) -> Handler:
+    """`handler` (Mangum) called only with events it can read; 400 for the others, in the
+    app's error body (`body`)."""
 
     def guarded(event: Any, context: Any) -> Any:
         try:
             event = _checked(event)
         except MalformedEvent as exc:
             logger.warning("refused a malformed event: %s", exc)
-            return refusal(str(exc))
+            return refusal(str(exc), body)
         return handler(event, context)
 
     return guarded
 
 
-def refusal(reason: str) -> dict[str, Any]:
+def refusal(reason: str, body: ErrorBody = error_body) -> dict[str, Any]:
     """The API Gateway proxy response refusing an event (both payload versions read it)."""
-    body = error_body(BadInputError(f"malformed Lambda event: {reason}"))
+    content = body(BadInputError(f"malformed Lambda event: {reason}"))
     return {
         "statusCode": 400,
         "headers": {"content-type": "application/json"},
-        "body": json.dumps(body),
+        "body": json.dumps(content),
         "isBase64Encoded": False,
     }
 

@@ -18,5 +18,6 @@ if TYPE_CHECKING:
 
 def lambda_handler(app: FastAPI, cache_stats: Callable[[], CacheStats | None] | None = None) -> Handler:
     """The handler `template.yaml` names (`app.handler`). `cache_stats`: the artifact cache's
-    counters, published as metrics after each invocation (functions that read models)."""
-    return instrument(refuse_malformed_events(Mangum(app, lifespan="off")), cache_stats)
+    counters, published as metrics after each invocation (functions that read models).
+    Malformed events are refused in the app's own error body."""
+    return instrument(refuse_malformed_events(Mangum(app, lifespan="off"), app.state.error_body), cache_stats)
