@@ -22,6 +22,13 @@ ROOT = Path(__file__).resolve().parent.parent
 BUCKET = "test-models"
 
 
+def shipped_model_names() -> set[str]:
+    """The names models/manifest.yaml gives (the tests follow it rather than repeat it)."""
+    import yaml
+
+    return {m["name"] for m in yaml.safe_load((ROOT / "models/manifest.yaml").read_text())["models"]}
+
+
 class CountingStore:
     """The real S3 store (prediction_service.store.S3Store), counting fetches; optionally slow
     or failing, to stage races and faults. Injected through composition.build_components."""

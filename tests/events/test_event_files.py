@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import BUCKET, ROOT, lambda_context, load_event, load_function
+from support import BUCKET, ROOT, lambda_context, load_event, load_function, shipped_model_names
 from expectations import EXPECTED, FUNCTIONS, check_result
 
 EVENT_FILES = sorted((ROOT / "events").glob("*.json"))
@@ -58,7 +58,7 @@ def test_labels_event_gives_integer_labels(s3: Any, functions: dict[str, Any]) -
 def test_list_models_event_names_every_manifest_model(s3: Any, functions: dict[str, Any]) -> None:
     result = functions["models"].handler(load_event(ROOT / "events/models_list.json"), lambda_context())
     models = {m["name"]: m for m in json.loads(result["body"])["models"]}
-    assert set(models) == {"drive_stats_a", "drive_stats_b", "user_churn"}
+    assert set(models) == shipped_model_names()
     assert models["user_churn"]["classes"] == ["stays", "churns"] and models["user_churn"]["inputs"] == 4
     assert models["drive_stats_a"]["lookback"] == 30 and models["drive_stats_a"]["horizon"] == 3
 

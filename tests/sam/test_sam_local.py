@@ -20,7 +20,7 @@ import pytest
 from expectations import EXPECTED, FUNCTIONS, SCHEMA, check_result
 from generate_events import EVENT_TOKEN
 from sam_local import SamLocal, lambda_image, moto_on_bridge, sam_built, sam_env, sam_local  # noqa: F401
-from support import ROOT, free_port, serving
+from support import ROOT, free_port, serving, shipped_model_names
 
 pytestmark = pytest.mark.sam
 
@@ -79,7 +79,7 @@ def api(sam_local: SamLocal, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 def test_start_api_lists_models(api: str) -> None:
     body = httpx.get(f"{api}/v1/models", headers=AUTH, timeout=60).json()
-    assert {m["name"] for m in body["models"]} == {"drive_stats_a", "drive_stats_b", "user_churn"}
+    assert {m["name"] for m in body["models"]} == shipped_model_names()
 
 
 def test_start_api_single_forecast(api: str) -> None:
@@ -148,3 +148,61 @@ def test_start_api_serves_the_documentation_routes_without_a_token(api: str) -> 
     assert playground.status_code == 200 and playground.headers["content-type"].startswith("text/html")
     assert "default-src 'none'" in playground.headers["content-security-policy"]
     assert httpx.get(f"{api}/v1/models/drive_stats_a", timeout=60).status_code == 401
+
+
+def test_start_api_open_inference_protocol_through_tritonclient(api: str) -> None:
+    """The v2 routes through API Gateway's event shape (binary bodies base64-encoded both ways)
+    and Mangum, judged by NVIDIA's own client, in JSON and with the binary tensor extension."""
+    import numpy as np
+    import tritonclient.http as httpclient
+
+    from smoke import CHURN_ROWS, digits_holdout
+
+    def auth() -> dict[str, str]:
+        return dict(AUTH)  # tritonclient adds to the dict it is given
+
+    with httpclient.InferenceServerClient(api.removeprefix("http://"), connection_timeout=120,
+                                          network_timeout=120) as client:
+        assert client.is_server_live() and client.is_server_ready()  # public: no token
+        assert client.get_server_metadata(headers=auth())["extensions"] == ["binary_tensor_data"]
+        metadata = client.get_model_metadata("digits", headers=auth())
+        assert [(i["name"], i["datatype"]) for i in metadata["inputs"]] == [("pixels", "UINT8"),
+                                                                           ("min_confidence", "FP32")]
+        assert client.is_model_ready("user_churn", headers=auth())
+
+        v1 = httpx.post(f"{api}/v1/models/user_churn/predict", json={"inputs": CHURN_ROWS, "probability": True},
+                        headers=AUTH, timeout=120).json()
+        pixels, names = digits_holdout()
+        for binary in (True, False):
+            rows = np.asarray(CHURN_ROWS, dtype=np.float32)
+            x = httpclient.InferInput("X", list(rows.shape), "FP32")
+            x.set_data_from_numpy(rows, binary_data=binary)
+            outputs = [httpclient.InferRequestedOutput(n, binary_data=binary) for n in ("label", "probabilities")]
+            churn = client.infer("user_churn", [x], outputs=outputs, request_id=f"sam-{binary}", headers=auth())
+            assert churn.get_response()["id"] == f"sam-{binary}"
+            assert churn.as_numpy("label").tolist() == v1["prediction"]
+            np.testing.assert_allclose(churn.as_numpy("probabilities"), v1["probabilities"], rtol=1e-6)
+
+            images = httpclient.InferInput("pixels", list(pixels.shape), "UINT8")
+            images.set_data_from_numpy(pixels, binary_data=binary)
+            confidence = httpclient.InferInput("min_confidence", [len(pixels)], "FP32")
+            confidence.set_data_from_numpy(np.zeros(len(pixels), dtype=np.float32), binary_data=binary)
+            digits = client.infer("digits", [images, confidence], headers=auth(),
+                                  outputs=[httpclient.InferRequestedOutput(n, binary_data=binary)
+                                           for n in ("label", "probabilities")])
+            labels = [v.decode() if isinstance(v, bytes) else v for v in digits.as_numpy("label").tolist()]
+            assert digits.as_numpy("probabilities").shape == (len(pixels), 10)
+            assert float(np.mean(np.asarray(labels) == names)) >= 0.9
+
+
+def test_start_api_smoke(api: str) -> None:
+    """`make smoke` against sam local start-api: every check passes, the token is never printed."""
+    import sys
+
+    command = [sys.executable, str(ROOT / "scripts" / "smoke.py"), "--url", api, "--token", EVENT_TOKEN,
+               "--timeout", "120"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert EVENT_TOKEN not in output
+    assert result.stdout.splitlines()[-1] == f"12/12 checks passed against {api}"

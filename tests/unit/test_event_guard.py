@@ -18,7 +18,7 @@ import pytest
 from generate_events import EVENT_TOKEN
 from mangum.handlers.utils import get_server_and_port
 from prediction_service.event_guard import refuse_malformed_events
-from support import ROOT, lambda_context, load_event, load_function
+from support import ROOT, lambda_context, load_event, load_function, shipped_model_names
 
 Mutation = Callable[[dict[str, Any]], Any]
 
@@ -249,7 +249,7 @@ def list_of_models(result: dict[str, Any]) -> set[str]:
     return {m["name"] for m in json.loads(result["body"])["models"]}
 
 
-MODELS = {"drive_stats_a", "drive_stats_b", "user_churn"}
+MODELS = shipped_model_names()
 
 
 def test_headers_null_is_read_as_no_headers(s3: Any, functions: dict[str, Any]) -> None:

@@ -73,7 +73,7 @@ def test_list_models_reports_which_models_are_loaded(s3: Any) -> None:
     assert not any(m.loaded for m in service.list_models().models)
     service.predict("drive_stats_a", PredictRequest(), now())
     loaded = {m.name: m.loaded for m in service.list_models().models}
-    assert loaded == {"drive_stats_a": True, "drive_stats_b": False, "user_churn": False}
+    assert {name for name, is_loaded in loaded.items() if is_loaded} == {"drive_stats_a"} and len(loaded) >= 4
 
 
 def test_a_model_missing_from_s3_fails_alone_in_a_batch(s3: Any) -> None:
