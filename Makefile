@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv checkov run test bench build validate deploy events models text-model publish-models clean
+.PHONY: help venv checkov run test bench build validate deploy events models text-model publish-models smoke clean
 
 help:
 	@echo "make run             serve the API on http://127.0.0.1:$(PORT) (S3 emulated by moto)"
@@ -28,6 +28,7 @@ help:
 	@echo "make text-model      convert all-MiniLM-L6-v2 to ONNX (FP32 + INT8) in .local/text-model/ (cached)"
 	@echo "make deploy          sam build + sam deploy --guided (asks, then saves answers in samconfig.toml)"
 	@echo "make publish-models [STACK=onnx-prediction-api | BUCKET=name] [PREFIX=models/]  upload models/"
+	@echo "make smoke URL=http://127.0.0.1:3000 TOKEN=... [SMOKE_ARGS=--sam-local]  check a running API (make run, sam local, deployed)"
 
 $(BIN)/.installed: requirements-dev.txt layers/prediction/requirements.txt
 	@test -x $(PY) || "$$(scripts/find-python.sh 3.13)" -m venv $(VENV)
@@ -78,6 +79,13 @@ deploy: venv
 STACK ?= onnx-prediction-api
 publish-models: venv
 	$(PY) scripts/publish_models.py $(if $(BUCKET),--bucket "$(BUCKET)",--stack "$(STACK)") --prefix "$(or $(PREFIX),models/)"
+
+# The seed documents' requests and the v2 protocol (tritonclient) against any running API
+# (SMOKE_ARGS: more options of scripts/smoke.py, e.g. --sam-local, --record). The token is not echoed.
+smoke: venv
+	@test -n "$(URL)" || { echo "make smoke needs URL=<base URL>, e.g. URL=http://127.0.0.1:3000 or URL=https://<id>.execute-api.<region>.amazonaws.com" >&2; exit 2; }
+	@test -n "$(TOKEN)" || { echo "make smoke needs TOKEN=<bearer token>, e.g. TOKEN=\$$(cat .local/api-token) for make run" >&2; exit 2; }
+	@$(PY) scripts/smoke.py --url "$(URL)" --token "$(TOKEN)" $(SMOKE_ARGS)
 
 clean:
 	rm -rf .aws-sam .local .pytest_cache

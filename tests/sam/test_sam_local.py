@@ -150,9 +150,20 @@ def test_start_api_serves_the_documentation_routes_without_a_token(api: str) -> 
     assert httpx.get(f"{api}/v1/models/drive_stats_a", timeout=60).status_code == 401
 
 
+
+# `sam local start-api` passes an HTTP API's request body to the function as UTF-8 text, never
+# base64-encoded as API Gateway does, and answers 502 for a body that is not UTF-8 (aws-sam-cli
+# issues 3110 and 7927). Binary *answers* go through as in AWS: base64 in the function's answer,
+# decoded by the emulator. The digits images (UINT8 0..16) and zero thresholds are ASCII bytes,
+# so their binary request passes the emulator; user_churn's FP32 rows are not (1.5 is 00 00 c0 3f).
+# The base64 request path itself is sam local invoke's (events/inference_infer_binary.json).
+SAM_BINARY_REQUESTS = "sam local start-api cannot pass a binary request body that is not UTF-8 (aws-sam-cli#3110)"
+
+
 def test_start_api_open_inference_protocol_through_tritonclient(api: str) -> None:
-    """The v2 routes through API Gateway's event shape (binary bodies base64-encoded both ways)
-    and Mangum, judged by NVIDIA's own client, in JSON and with the binary tensor extension."""
+    """The v2 routes through the emulated HTTP API and Mangum, judged by NVIDIA's own client:
+    health, metadata, JSON inference and binary answers for user_churn (compared with /v1), and
+    digits with the binary extension both ways and in JSON."""
     import numpy as np
     import tritonclient.http as httpclient
 
@@ -168,21 +179,26 @@ def test_start_api_open_inference_protocol_through_tritonclient(api: str) -> Non
         metadata = client.get_model_metadata("digits", headers=auth())
         assert [(i["name"], i["datatype"]) for i in metadata["inputs"]] == [("pixels", "UINT8"),
                                                                            ("min_confidence", "FP32")]
-        assert client.is_model_ready("user_churn", headers=auth())
+        assert [(o["name"], o["datatype"]) for o in metadata["outputs"]] == [("label", "BYTES"),
+                                                                            ("probabilities", "FP32")]
+        assert client.get_model_metadata("user_churn", headers=auth())["inputs"][0]["datatype"] == "FP32"
+        assert client.is_model_ready("user_churn", headers=auth()) and client.is_model_ready("digits", headers=auth())
 
         v1 = httpx.post(f"{api}/v1/models/user_churn/predict", json={"inputs": CHURN_ROWS, "probability": True},
                         headers=AUTH, timeout=120).json()
-        pixels, names = digits_holdout()
-        for binary in (True, False):
-            rows = np.asarray(CHURN_ROWS, dtype=np.float32)
+        rows = np.asarray(CHURN_ROWS, dtype=np.float32)
+        for binary_out in (False, True):
             x = httpclient.InferInput("X", list(rows.shape), "FP32")
-            x.set_data_from_numpy(rows, binary_data=binary)
-            outputs = [httpclient.InferRequestedOutput(n, binary_data=binary) for n in ("label", "probabilities")]
-            churn = client.infer("user_churn", [x], outputs=outputs, request_id=f"sam-{binary}", headers=auth())
-            assert churn.get_response()["id"] == f"sam-{binary}"
+            x.set_data_from_numpy(rows, binary_data=False)
+            outputs = [httpclient.InferRequestedOutput(n, binary_data=binary_out) for n in ("label", "probabilities")]
+            churn = client.infer("user_churn", [x], outputs=outputs, request_id=f"sam-{binary_out}", headers=auth())
+            assert churn.get_response()["id"] == f"sam-{binary_out}"
+            assert ("data" in churn.get_response()["outputs"][0]) is not binary_out
             assert churn.as_numpy("label").tolist() == v1["prediction"]
             np.testing.assert_allclose(churn.as_numpy("probabilities"), v1["probabilities"], rtol=1e-6)
 
+        pixels, names = digits_holdout()
+        for binary in (True, False):
             images = httpclient.InferInput("pixels", list(pixels.shape), "UINT8")
             images.set_data_from_numpy(pixels, binary_data=binary)
             confidence = httpclient.InferInput("min_confidence", [len(pixels)], "FP32")
@@ -195,12 +211,37 @@ def test_start_api_open_inference_protocol_through_tritonclient(api: str) -> Non
             assert float(np.mean(np.asarray(labels) == names)) >= 0.9
 
 
+def test_start_api_binary_request_that_is_not_utf8(api: str) -> None:
+    """tritonclient's default (binary both ways) for user_churn: passes once SAM CLI base64-encodes
+    binary request bodies as API Gateway does; until then the emulator's 502 is an expected failure."""
+    import numpy as np
+    import tritonclient.http as httpclient
+    from tritonclient.utils import InferenceServerException
+
+    from smoke import CHURN_ROWS
+
+    rows = np.asarray(CHURN_ROWS, dtype=np.float32)
+    x = httpclient.InferInput("X", list(rows.shape), "FP32")
+    x.set_data_from_numpy(rows)
+    with httpclient.InferenceServerClient(api.removeprefix("http://"), network_timeout=120) as client:
+        try:
+            result = client.infer("user_churn", [x], headers=dict(AUTH))
+        except InferenceServerException as exc:
+            if exc.status() == "502" and "Internal server error" in str(exc):
+                pytest.xfail(SAM_BINARY_REQUESTS)
+            raise
+    v1 = httpx.post(f"{api}/v1/models/user_churn/predict", json={"inputs": CHURN_ROWS}, headers=AUTH,
+                    timeout=120).json()
+    assert result.as_numpy("label").tolist() == v1["prediction"]
+
+
 def test_start_api_smoke(api: str) -> None:
-    """`make smoke` against sam local start-api: every check passes, the token is never printed."""
+    """`make smoke` against sam local start-api (--sam-local: no binary request bodies, see above):
+    every check passes, and the token is never printed."""
     import sys
 
     command = [sys.executable, str(ROOT / "scripts" / "smoke.py"), "--url", api, "--token", EVENT_TOKEN,
-               "--timeout", "120"]
+               "--sam-local", "--timeout", "120"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=ROOT)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
