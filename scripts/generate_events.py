@@ -128,6 +128,7 @@ CASES = [
     Case("docs_openapi_document", "GET", "/openapi.json", auth="none"),
     Case("docs_openapi_document_named_stage", "GET", "/openapi.json", auth="none", stage="prod"),
     Case("docs_page", "GET", "/docs", auth="none"),
+    Case("docs_swagger_ui_asset", "GET", "/docs/{asset}", {"asset": "swagger-ui.css"}, auth="none"),
     Case("docs_playground_page", "GET", "/playground", auth="none"),
     Case("authorizer_valid_token", "GET", "/v1/models", auth=f"Bearer {EVENT_TOKEN}", authorizer=True),
     Case("authorizer_wrong_token", "GET", "/v1/models", auth="Bearer wrong-token-0123456789abcdef", authorizer=True),

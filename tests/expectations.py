@@ -78,6 +78,7 @@ EXPECTED: dict[str, Expected] = {
     "docs_openapi_document.json": Expected("docs", 200),
     "docs_openapi_document_named_stage.json": Expected("docs", 200),
     "docs_page.json": Expected("docs", 200, content_type="text/html"),
+    "docs_swagger_ui_asset.json": Expected("docs", 200, content_type="text/css"),
     "docs_playground_page.json": Expected("docs", 200, content_type="text/html"),
     "authorizer_valid_token.json": Expected("authorizer", authorized=True),
     "authorizer_wrong_token.json": Expected("authorizer", authorized=False),

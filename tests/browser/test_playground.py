@@ -186,3 +186,20 @@ def test_the_page_logged_no_error_and_broke_no_content_security_rule(page: Page)
     # a blocked inline script or style) is not
     unexpected = [e for e in entries if e["level"] == "SEVERE" and "status of 40" not in e["message"]]
     assert unexpected == [], unexpected
+
+
+def test_swagger_ui_renders_from_its_own_origin_under_its_content_security_policy(
+    browser: Any, local_server: LocalServer
+) -> None:
+    browser.get_log("browser")  # what the playground logged was checked above
+    browser.get(f"{local_server.url}/docs")
+    WebDriverWait(browser, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock .opblock-summary-path"))
+    shown = {e.get_attribute("data-path") for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+    assert {"/v1/models", "/v1/models/{name}/predict", "/v1/predict"} <= shown
+    loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert any("/docs/swagger-ui-bundle.js" in url for url in loaded)
+    assert [url for url in loaded if not url.startswith(f"{local_server.url}/")] == []
+    Page(browser).screenshot("docs-swagger-ui.png")
+    # a blocked script or style (a CSP violation) or a script error is logged as SEVERE
+    entries = browser.get_log("browser")
+    assert [e for e in entries if e["level"] == "SEVERE" or "Content Security Policy" in e["message"]] == []

@@ -3,7 +3,13 @@ published batch contract (seeds' `POST /v1/predict` page, tests/contract/batch_p
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import importlib.util
 import json
+import re
+import sys
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -13,7 +19,7 @@ from local_api import load_template, template_routes
 from support import ROOT, lambda_context, load_event, load_function
 
 SEED = json.loads((ROOT / "tests/contract/batch_predict.schema.json").read_text())
-PUBLIC_ROUTES = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/playground")}
+PUBLIC_ROUTES = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/{asset}"), ("GET", "/playground")}
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +136,88 @@ def test_the_playground_page_is_locked_down_by_its_content_security_policy(docs:
     assert "'unsafe-inline'" not in policy and "http" not in policy
     assert policy.count("'sha256-") == 2  # its one script and one style, by hash
     assert result["headers"]["x-content-type-options"] == "nosniff"
+
+SWAGGER_UI_TYPES = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css"}
+
+
+def get(docs: Any, path: str, stage: str = "$default") -> dict[str, Any]:
+    """The docs function's answer to `GET path` (a raw path, as API Gateway passes it)."""
+    event = load_event(ROOT / "events" / "docs_page.json")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["stage"] = stage
+    return docs.handler(event, lambda_context())
+
+
+def swagger_ui_file(name: str) -> bytes:
+    """The file as the pinned swagger-ui-py package ships it (the package is not imported)."""
+    spec = importlib.util.find_spec("swagger_ui")
+    assert spec is not None and spec.submodule_search_locations
+    return (Path(next(iter(spec.submodule_search_locations))) / "static" / name).read_bytes()
+
+
+def test_the_docs_page_loads_swagger_ui_from_its_own_origin_only(docs: Any) -> None:
+    for stage, root in (("$default", ""), ("prod", "/prod")):
+        result = get(docs, f"{root}/docs", stage)
+        assert result["statusCode"] == 200
+        page = result["body"]
+        urls = re.findall(r"<(?:script|link)\b[^>]*?\b(?:src|href)=\"([^\"]*)\"", page)
+        assert sorted(u.split("?")[0] for u in urls) == sorted(
+            ["data:,", f"{root}/docs/swagger-ui.css", f"{root}/docs/swagger-ui-bundle.js"]
+        )
+        assert "http" not in " ".join(urls) and "cdn." not in page and "//" not in " ".join(urls)
+        for name in SWAGGER_UI_TYPES:  # Subresource Integrity of the very bytes served
+            digest = base64.b64encode(hashlib.sha384(swagger_ui_file(name)).digest()).decode()
+            assert f'integrity="sha384-{digest}"' in page
+        assert f"url: '{root}/openapi.json'" in page
+        assert "swagger_ui" not in sys.modules, "the package's Python code (and its Jinja2) is not loaded"
+
+
+def test_the_docs_page_csp_allows_only_its_own_origin_and_its_one_inline_script(docs: Any) -> None:
+    result = get(docs, "/docs")
+    policy = result["headers"]["content-security-policy"]
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives["default-src"] == "'none'"
+    assert directives["connect-src"] == "'self'" and directives["img-src"] == "'self' data:"
+    assert directives["frame-ancestors"] == directives["base-uri"] == directives["form-action"] == "'none'"
+    (inline,) = re.findall(r"<script>(.*?)</script>", result["body"], flags=re.DOTALL)
+    digest = base64.b64encode(hashlib.sha256(inline.encode()).digest()).decode()
+    assert directives["script-src"] == f"'self' 'sha256-{digest}'"
+    assert directives["style-src"] == "'self'"
+    assert "http" not in policy and "*" not in policy and "'unsafe-" not in policy
+    assert result["headers"]["x-content-type-options"] == "nosniff"
+
+
+def test_swagger_ui_files_are_served_as_the_pinned_package_ships_them(docs: Any) -> None:
+    for name, content_type in SWAGGER_UI_TYPES.items():
+        for stage, root in (("$default", ""), ("prod", "/prod")):
+            result = get(docs, f"{root}/docs/{name}", stage)
+            assert result["statusCode"] == 200
+            assert result["headers"]["content-type"].split(";")[0] == content_type
+            assert result["headers"]["x-content-type-options"] == "nosniff"
+            assert "immutable" in result["headers"]["cache-control"]
+            body = base64.b64decode(result["body"]) if result["isBase64Encoded"] else result["body"].encode()
+            assert body == swagger_ui_file(name)
+    assert invoke(docs, "docs_swagger_ui_asset.json")["statusCode"] == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/docs/../app.py",
+        "/docs/..%2Fapp.py",
+        "/docs/%2e%2e",
+        "/docs/%2e%2e%2fapp.py",
+        "/docs/swagger-ui-bundle.js.map",
+        "/docs/swagger-ui.css.map",
+        "/docs/swagger-editor-bundle.js",
+        "/docs/index.css",
+        "/docs/LICENSE",
+        "/docs/swagger-ui-bundle.js%00",
+        "/docs/SWAGGER-UI.CSS",
+    ],
+)
+def test_any_other_docs_file_is_not_found_in_the_error_body(docs: Any, path: str) -> None:
+    result = get(docs, path)
+    assert result["statusCode"] == 404
+    body = json.loads(result["body"])
+    assert body["status"] == "BadRequest" and body["error_message"].startswith("no route GET ")

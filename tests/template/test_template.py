@@ -57,6 +57,7 @@ def test_every_route_has_a_function_app_route_and_an_event_file() -> None:
         ("POST", "/api/runs"),
         ("GET", "/openapi.json"),
         ("GET", "/docs"),
+        ("GET", "/docs/{asset}"),
         ("GET", "/playground"),
     }
     event_routes = {tuple(load_event(p)["routeKey"].split(" ", 1)) for p in (ROOT / "events").glob("*.json")}
