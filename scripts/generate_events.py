@@ -10,8 +10,10 @@ The same files drive `sam local invoke -e events/<file>` and the pytest suites.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import struct
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -45,6 +47,8 @@ class Case:
     auth: str = "gateway"
     authorizer: bool = False
     stage: str = "$default"  # a named stage puts `/<stage>` in front of the path
+    binary: bytes | None = None  # an application/octet-stream body: API Gateway sends it base64-encoded
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def path(self) -> str:
@@ -59,6 +63,22 @@ def _json(value: Any) -> str:
 
 
 WINDOW = [round(0.45 + 0.004 * i, 3) for i in range(30)]
+INFER = "/v2/models/{name}/infer"
+CHURN_ROWS = {"id": "event-1", "inputs": [{"name": "X", "shape": [2, 4], "datatype": "FP32",
+                                           "data": [[1.5, 30, 2, 4], [9.0, 1, 48, 0]]}]}
+
+
+def _binary_request() -> tuple[bytes, int]:
+    """What tritonclient sends by default: the JSON request, then the input's raw bytes, and
+    every output asked for as raw bytes."""
+    raw = struct.pack("<8f", 1.5, 30, 2, 4, 9.0, 1, 48, 0)
+    header = _json({"inputs": [{"name": "X", "shape": [2, 4], "datatype": "FP32",
+                                "parameters": {"binary_data_size": len(raw)}}],
+                    "parameters": {"binary_data_output": True}}).encode()
+    return header + raw, len(header)
+
+
+BINARY_REQUEST = _binary_request()
 PREDICT = "/v1/models/{name}/predict"
 
 PLAYGROUND_RUN = DOCUMENT_EXAMPLE  # the playground document's request, as written
@@ -130,6 +150,27 @@ CASES = [
     Case("docs_page", "GET", "/docs", auth="none"),
     Case("docs_swagger_ui_asset", "GET", "/docs/{asset}", {"asset": "swagger-ui.css"}, auth="none"),
     Case("docs_playground_page", "GET", "/playground", auth="none"),
+    Case("inference_server_metadata", "GET", "/v2"),
+    Case("inference_server_live", "GET", "/v2/health/live", auth="none"),
+    Case("inference_server_ready", "GET", "/v2/health/ready", auth="none"),
+    Case("inference_model_metadata", "GET", "/v2/models/{name}", {"name": "user_churn"}),
+    Case("inference_model_version_metadata", "GET", "/v2/models/{name}/versions/{version}",
+         {"name": "drive_stats_a", "version": "1.0"}),
+    Case("inference_model_unknown_version", "GET", "/v2/models/{name}/versions/{version}",
+         {"name": "drive_stats_a", "version": "9.9"}),
+    Case("inference_model_ready", "GET", "/v2/models/{name}/ready", {"name": "drive_stats_b"}),
+    Case("inference_model_version_ready", "GET", "/v2/models/{name}/versions/{version}/ready",
+         {"name": "digits", "version": "1"}),
+    Case("inference_infer_json", "POST", INFER, {"name": "user_churn"}, _json(CHURN_ROWS)),
+    Case("inference_infer_version", "POST", "/v2/models/{name}/versions/{version}/infer",
+         {"name": "drive_stats_b", "version": "1.0"},
+         _json({"inputs": [{"name": "X", "shape": [1, 30], "datatype": "FP32", "data": WINDOW}]})),
+    Case("inference_infer_binary", "POST", INFER, {"name": "user_churn"},
+         binary=BINARY_REQUEST[0], headers={"inference-header-content-length": str(BINARY_REQUEST[1])}),
+    Case("inference_infer_unknown_model", "POST", INFER, {"name": "no_such_model"}, _json(CHURN_ROWS)),
+    Case("inference_infer_wrong_datatype", "POST", INFER, {"name": "user_churn"},
+         _json({"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP64", "data": [1.5, 30, 2, 4]}]})),
+    Case("inference_infer_without_token", "POST", INFER, {"name": "user_churn"}, _json(CHURN_ROWS), auth="none"),
     Case("authorizer_valid_token", "GET", "/v1/models", auth=f"Bearer {EVENT_TOKEN}", authorizer=True),
     Case("authorizer_wrong_token", "GET", "/v1/models", auth="Bearer wrong-token-0123456789abcdef", authorizer=True),
     Case("authorizer_malformed_header", "GET", "/v1/models", auth=f"Token {EVENT_TOKEN}", authorizer=True),
@@ -167,13 +208,17 @@ def build_event(case: Case) -> dict[str, Any]:
         isBase64Encoded=False,
         body=case.body,
     )
+    event["headers"].update(case.headers)
+    if case.binary is not None:
+        event["headers"].update({"content-type": "application/octet-stream", "content-length": str(len(case.binary))})
+        event.update(isBase64Encoded=True, body=base64.b64encode(case.binary).decode())
     for optional in ("cookies", "queryStringParameters", "stageVariables"):
         event.pop(optional, None)
     if case.path_params:
         event["pathParameters"] = dict(case.path_params)
     else:
         event.pop("pathParameters", None)
-    if case.body is None:
+    if case.body is None and case.binary is None:
         event.pop("body")
         del event["headers"]["content-type"]
         del event["headers"]["content-length"]

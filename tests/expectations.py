@@ -22,6 +22,7 @@ FUNCTIONS = {
     "runs": "RunsFunction",
     "authorizer": "AuthorizerFunction",
     "docs": "DocsFunction",
+    "inference": "InferenceFunction",
 }
 
 
@@ -34,10 +35,15 @@ class Expected:
     run_output: bool = False  # a playground answer {"run": {"output": [...]}}
     authorized: bool | None = None  # authorizer answers
     content_type: str = "application/json"
+    protocol_error: bool = False  # a v2 refusal: the Open Inference Protocol's {"error": "..."}
 
 
 def models(status_code: int, status: str | None = None) -> Expected:
     return Expected("models", status_code, status)
+
+
+def inference(status_code: int, content_type: str = "application/json") -> Expected:
+    return Expected("inference", status_code, content_type=content_type, protocol_error=status_code >= 400)
 
 
 EXPECTED: dict[str, Expected] = {
@@ -80,6 +86,20 @@ EXPECTED: dict[str, Expected] = {
     "docs_page.json": Expected("docs", 200, content_type="text/html"),
     "docs_swagger_ui_asset.json": Expected("docs", 200, content_type="text/css"),
     "docs_playground_page.json": Expected("docs", 200, content_type="text/html"),
+    "inference_server_metadata.json": inference(200),
+    "inference_server_live.json": inference(200),
+    "inference_server_ready.json": inference(200),
+    "inference_model_metadata.json": inference(200),
+    "inference_model_version_metadata.json": inference(200),
+    "inference_model_unknown_version.json": inference(404),
+    "inference_model_ready.json": inference(200),
+    "inference_model_version_ready.json": inference(200),
+    "inference_infer_json.json": inference(200),
+    "inference_infer_version.json": inference(200),
+    "inference_infer_binary.json": inference(200, "application/octet-stream"),
+    "inference_infer_unknown_model.json": inference(404),
+    "inference_infer_wrong_datatype.json": inference(400),
+    "inference_infer_without_token.json": inference(401),
     "authorizer_valid_token.json": Expected("authorizer", authorized=True),
     "authorizer_wrong_token.json": Expected("authorizer", authorized=False),
     "authorizer_malformed_header.json": Expected("authorizer", authorized=False),
@@ -98,6 +118,8 @@ def check_result(expected: Expected, result: dict[str, Any]) -> None:
     if expected.content_type != "application/json":
         return
     body = json.loads(result["body"])
+    if expected.protocol_error:
+        assert set(body) == {"error"} and body["error"], body
     if expected.status is not None:
         assert body["status"] == expected.status
         assert isinstance(body["duration_ms"], int) and body["duration_ms"] >= 0
@@ -112,4 +134,4 @@ def check_result(expected: Expected, result: dict[str, Any]) -> None:
         (output,) = body["run"]["output"]
         assert isinstance(output, list) and len(output) == 3
     if expected.status_code == 401:
-        assert "Bearer" in body["error_message"]
+        assert "Bearer" in body["error" if expected.protocol_error else "error_message"]

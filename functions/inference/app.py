@@ -15,6 +15,7 @@ from prediction_service.middleware import LAMBDA_PAYLOAD_BYTES
 from prediction_service.routers import inference
 
 app = create_app(
+    inference.health,
     inference.router,
     title="Open Inference Protocol (v2)",
     description="Any ONNX model named in the manifest, in the shapes KServe, Triton and MLServer speak.",

@@ -16,10 +16,11 @@ import jsonschema
 import pytest
 from generate_events import PLAYGROUND_RUN
 from local_api import load_template, template_routes
-from support import ROOT, lambda_context, load_event, load_function
+from support import ROOT, lambda_context, load_event, load_function, shipped_model_names
 
 SEED = json.loads((ROOT / "tests/contract/batch_predict.schema.json").read_text())
 PUBLIC_ROUTES = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/{asset}"), ("GET", "/playground")}
+HEALTH_ROUTES = {("GET", "/v2/health/live"), ("GET", "/v2/health/ready")}  # documented, and public
 
 
 @pytest.fixture(scope="module")
@@ -50,14 +51,14 @@ def test_the_document_describes_exactly_the_api_routes_of_the_template(document:
     assert PUBLIC_ROUTES <= routes
 
 
-def test_only_the_documentation_routes_skip_the_authorizer() -> None:
+def test_only_the_documentation_routes_and_the_health_probes_skip_the_authorizer() -> None:
     resources = load_template()["Resources"]
     public = set()
     for resource in resources.values():
         for event in resource.get("Properties", {}).get("Events", {}).values():
             if event["Type"] == "HttpApi" and event["Properties"].get("Auth", {}).get("Authorizer") == "NONE":
                 public.add((event["Properties"]["Method"], event["Properties"]["Path"]))
-    assert public == PUBLIC_ROUTES
+    assert public == PUBLIC_ROUTES | HEALTH_ROUTES
 
 
 def test_every_operation_asks_for_a_bearer_token_and_documents_its_errors(document: dict[str, Any]) -> None:
@@ -68,6 +69,9 @@ def test_every_operation_asks_for_a_bearer_token_and_documents_its_errors(docume
     for path, item in document["paths"].items():
         for method, operation in item.items():
             responses = operation["responses"]
+            if (method.upper(), path) in HEALTH_ROUTES:
+                assert operation["security"] == [] and "401" not in responses, path
+                continue
             assert {"200", "400", "401", "500"} <= set(responses), (method, path)
             assert "422" not in responses, "validation errors are answered with 400"
             assert ("404" in responses) == ("{name}" in path), "only routes that take a model's name answer 404"
@@ -126,7 +130,7 @@ def test_behind_a_named_stage_the_document_and_the_docs_page_keep_the_stage(docs
 def test_route_functions_answer_under_a_named_stage(s3: Any) -> None:
     result = invoke(load_function("models"), "models_list_named_stage.json")
     assert result["statusCode"] == 200
-    assert {m["name"] for m in json.loads(result["body"])["models"]} == {"drive_stats_a", "drive_stats_b", "user_churn"}
+    assert {m["name"] for m in json.loads(result["body"])["models"]} == shipped_model_names()
 
 
 def test_the_playground_page_is_locked_down_by_its_content_security_policy(docs: Any) -> None:
@@ -136,6 +140,7 @@ def test_the_playground_page_is_locked_down_by_its_content_security_policy(docs:
     assert "'unsafe-inline'" not in policy and "http" not in policy
     assert policy.count("'sha256-") == 2  # its one script and one style, by hash
     assert result["headers"]["x-content-type-options"] == "nosniff"
+
 
 SWAGGER_UI_TYPES = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css"}
 
@@ -221,3 +226,18 @@ def test_any_other_docs_file_is_not_found_in_the_error_body(docs: Any, path: str
     assert result["statusCode"] == 404
     body = json.loads(result["body"])
     assert body["status"] == "BadRequest" and body["error_message"].startswith("no route GET ")
+
+
+def test_the_v2_routes_answer_the_protocols_error_body_and_take_its_request(document: dict[str, Any]) -> None:
+    infer = document["paths"]["/v2/models/{name}/infer"]["post"]
+    content = infer["requestBody"]["content"]
+    assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/InferenceRequest"}
+    assert "application/octet-stream" in content
+    example = {"id": "1", "inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}
+    jsonschema.validate(example, component(document, "InferenceRequest"))
+    for path, item in document["paths"].items():
+        for operation in item.values():
+            for code, response in operation["responses"].items():
+                if path.startswith("/v2") and code >= "400" and code != "503":
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/ProtocolError"}, (path, code)

@@ -17,8 +17,8 @@ from local_api import load_template, template_routes
 
 pytestmark = pytest.mark.sam
 
-FUNCTIONS = ("ModelsFunction", "BatchFunction", "RunsFunction", "DocsFunction", "AuthorizerFunction")
-ROUTE_FUNCTIONS = ("ModelsFunction", "BatchFunction", "RunsFunction")  # verify the bearer token themselves
+FUNCTIONS = ("ModelsFunction", "BatchFunction", "RunsFunction", "InferenceFunction", "DocsFunction", "AuthorizerFunction")
+ROUTE_FUNCTIONS = ("ModelsFunction", "BatchFunction", "RunsFunction", "InferenceFunction")  # verify the bearer token themselves
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"  # its own venv: see requirements-checkov.txt
 
 
@@ -59,6 +59,15 @@ def test_every_route_has_a_function_app_route_and_an_event_file() -> None:
         ("GET", "/docs"),
         ("GET", "/docs/{asset}"),
         ("GET", "/playground"),
+        ("GET", "/v2"),
+        ("GET", "/v2/health/live"),
+        ("GET", "/v2/health/ready"),
+        ("GET", "/v2/models/{name}"),
+        ("GET", "/v2/models/{name}/versions/{version}"),
+        ("GET", "/v2/models/{name}/ready"),
+        ("GET", "/v2/models/{name}/versions/{version}/ready"),
+        ("POST", "/v2/models/{name}/infer"),
+        ("POST", "/v2/models/{name}/versions/{version}/infer"),
     }
     event_routes = {tuple(load_event(p)["routeKey"].split(" ", 1)) for p in (ROOT / "events").glob("*.json")}
     assert routes <= event_routes
@@ -114,6 +123,8 @@ def test_every_route_is_behind_the_bearer_token_authorizer() -> None:
         for event in resource.get("Properties", {}).get("Events", {}).values():
             if name == "DocsFunction":  # the OpenAPI document, its docs page, the playground: no data
                 assert event["Properties"]["Auth"] == {"Authorizer": "NONE"}
+            elif event["Properties"]["Path"].startswith("/v2/health/"):  # probes that reveal nothing
+                assert event["Properties"]["Auth"] == {"Authorizer": "NONE"}
             else:
                 assert "Auth" not in event["Properties"], "no API route may opt out of the authorizer"
 
@@ -159,7 +170,7 @@ def test_deployment_options_are_parameters() -> None:
     assert template["Resources"]["ModelBucket"]["Condition"] == "CreateModelBucket"
     logs = [r for r in template["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
     # one per function, and the API's access logs
-    assert len(logs) == 6 and all(r["Properties"]["RetentionInDays"] == "LogRetentionDays" for r in logs)
+    assert len(logs) == 7 and all(r["Properties"]["RetentionInDays"] == "LogRetentionDays" for r in logs)
 
 
 def test_each_function_has_a_reserved_concurrency_parameter_unreserved_by_default() -> None:

@@ -322,3 +322,43 @@ def test_a_malformed_event_is_refused_in_the_protocols_error_body(inference: Any
     event.update(isBase64Encoded=True, body="not base64!")
     result = inference.handler(event, lambda_context())
     assert result["statusCode"] == 400 and set(json.loads(result["body"])) == {"error"}
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_compressed_requests_are_read(s3: Any, inference: Any, encoding: str) -> None:
+    """tritonclient's request_compression_algorithm: the body gzip- or zlib-compressed."""
+    import gzip
+    import zlib
+
+    body = json.dumps({"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [1.5, 30, 2, 4]}]})
+    packed = gzip.compress(body.encode()) if encoding == "gzip" else zlib.compress(body.encode())
+    status, _, answer = call(inference, "POST", "/v2/models/user_churn/infer", binary=packed,
+                             headers={"content-encoding": encoding})
+    assert status == 200 and answer["outputs"][0]["data"] == [1]
+    status, _, answer = call(inference, "POST", "/v2/models/user_churn/infer", binary=b"not packed",
+                             headers={"content-encoding": encoding})
+    assert status == 400 and encoding in answer["error"]
+
+
+def test_an_unknown_content_encoding_is_415(s3: Any, inference: Any) -> None:
+    status, _, answer = call(inference, "POST", "/v2/models/user_churn/infer", binary=b"xx",
+                             headers={"content-encoding": "br"})
+    assert status == 415 and "'br'" in answer["error"]
+
+
+def test_nan_in_json_is_refused_and_an_output_json_cannot_carry_must_be_binary(echo: str, inference: Any) -> None:
+    inputs = [{"name": f"in_{dt}", "shape": [1, 3], "datatype": dt, "data": VALUES[dt]} for dt in VALUES]
+    inputs[11]["data"] = [float("nan"), 1.0, 2.0]  # FP64
+    event = http_event("POST", f"/v2/models/{echo}/infer", json.dumps({"inputs": inputs}))  # json writes NaN
+    result = inference.handler(event, lambda_context())
+    assert result["statusCode"] == 400 and "finite" in json.loads(result["body"])["error"]
+    raw = np.array([[np.nan, 1.0, 2.0]], dtype="<f8").tobytes()
+    inputs[11] = {"name": "in_FP64", "shape": [1, 3], "datatype": "FP64", "parameters": {"binary_data_size": len(raw)}}
+    header = json.dumps({"inputs": inputs, "outputs": [{"name": "out_FP64"}]}).encode()
+    status, _, answer = call(inference, "POST", f"/v2/models/{echo}/infer", binary=header + raw,
+                             headers={"inference-header-content-length": str(len(header))})
+    assert status == 400 and "binary_data" in answer["error"]
+    header = json.dumps({"inputs": inputs, "outputs": [{"name": "out_FP64", "parameters": {"binary_data": True}}]})
+    status, headers, body = call(inference, "POST", f"/v2/models/{echo}/infer", binary=header.encode() + raw,
+                                 headers={"inference-header-content-length": str(len(header))})
+    assert status == 200 and np.isnan(np.frombuffer(body[-24:], "<f8")[0])

@@ -40,7 +40,7 @@ def test_json_data_flat_or_nested_round_trips(datatype: str) -> None:
     expected = expected_array(datatype, values)
     assert flat.shape == nested.shape == (2, 3)
     assert flat.dtype == expected.dtype and (flat == expected).all() and (nested == expected).all()
-    assert to_json(flat) == to_json(expected) == [type(v)(x) for v, x in zip(values, to_json(flat), strict=True)]
+    assert to_json("t", flat) == to_json("t", expected) == [type(v)(x) for v, x in zip(values, to_json("t", flat), strict=True)]
 
 
 @pytest.mark.parametrize("datatype", list(SAMPLES))
@@ -75,6 +75,8 @@ def test_bytes_use_a_little_endian_length_prefix() -> None:
         ("BYTES", [1], "strings"),
         ("FP32", {"a": 1}, "numbers"),
         ("FP32", [[1.0, 2.0], [3.0]], "list of values"),
+        ("FP32", [float("nan")], "finite"),
+        ("FP64", [float("inf")], "finite"),
     ],
 )
 def test_values_that_do_not_fit_are_refused(datatype: str, data: Any, words: str) -> None:
@@ -104,3 +106,9 @@ def test_a_shape_whose_product_differs_from_the_data_is_refused() -> None:
 def test_binary_data_that_does_not_fit_is_refused(datatype: str, raw: bytes, words: str) -> None:
     with pytest.raises(BadInputError, match=words):
         from_binary("x", datatype, [2], raw)
+
+
+def test_an_output_holding_nan_must_be_asked_for_as_binary() -> None:
+    with pytest.raises(BadInputError, match="binary_data"):
+        to_json("scores", np.array([1.0, np.nan], dtype=np.float32))
+    assert np.isnan(from_binary("x", "FP32", [1], np.array([np.nan], dtype="<f4").tobytes())).all()

@@ -94,7 +94,7 @@ class InferenceService:
                 entry["parameters"] = {"binary_data_size": len(raw)}
                 chunks.append(raw)
             else:
-                entry["data"] = to_json(array)
+                entry["data"] = to_json(output.name, array)
             outputs.append(entry)
         body: dict[str, Any] = {"model_name": spec.name, "model_version": spec.version}
         if request.id is not None:

@@ -29,7 +29,8 @@ BEARER = {"bearerAuth": {"type": "http", "scheme": "bearer", "description": "an 
 
 @functools.cache
 def _document() -> dict[str, Any]:
-    routes = [*models.router.routes, *batch.router.routes, *runs.router.routes, *inference.router.routes]
+    routes = [*models.router.routes, *batch.router.routes, *runs.router.routes, *inference.health.routes,
+              *inference.router.routes]
     document = get_openapi(title=TITLE, version=__version__, description=DESCRIPTION, routes=routes)
     for path_item in document["paths"].values():
         for operation in path_item.values():

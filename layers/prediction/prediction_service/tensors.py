@@ -110,11 +110,17 @@ def from_binary(name: str, datatype: str, shape: Sequence[int], raw: bytes | mem
     return array.reshape(shape)
 
 
-def to_json(array: np.ndarray) -> list[Any]:
-    """Flat, row-major values of an output tensor (BYTES as UTF-8 strings)."""
+def to_json(name: str, array: np.ndarray) -> list[Any]:
+    """Flat, row-major values of an output tensor (BYTES as UTF-8 strings). JSON cannot carry
+    NaN or Infinity: such an output must be asked for as binary data."""
     flat = array.reshape(-1)
     if flat.dtype == object:
         return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in flat]
+    if flat.dtype.kind == "f" and not np.isfinite(flat).all():
+        raise BadInputError(
+            f"output {name!r} holds NaN or Infinity, which JSON cannot carry; "
+            'ask for it as binary data (outputs: [{"name": ..., "parameters": {"binary_data": true}}])'
+        )
     return flat.tolist()
 
 
@@ -153,9 +159,13 @@ def _fit(name: str, datatype: str, flat: np.ndarray, dtype: np.dtype[Any]) -> np
         if low < info.min or high > info.max:
             raise BadInputError(f"input {name!r}: {datatype} values must lie in [{info.min}, {info.max}]")
         return flat.astype(dtype)
-    finite = flat[np.isfinite(flat)]
+    if not np.isfinite(flat).all():
+        raise BadInputError(
+            f"input {name!r}: JSON data must be finite numbers (NaN and Infinity are not JSON); "
+            "send them as binary data"
+        )
     limit = float(np.finfo(dtype).max)
-    if finite.size and float(np.abs(finite).max()) > limit:
+    if float(np.abs(flat).max()) > limit:
         raise BadInputError(f"input {name!r}: {datatype} values must have an absolute value below {limit:.4g}")
     return flat.astype(dtype)
 
