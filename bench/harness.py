@@ -92,5 +92,7 @@ def start_s3(models_dir: Path = ROOT / "models") -> tuple[MotoServer, str]:
             time.sleep(0.2)
     s3.create_bucket(Bucket=BUCKET)
     publish(s3, BUCKET, models_dir=models_dir)
-    os.environ.update(MODEL_BUCKET=BUCKET, S3_ENDPOINT_URL=url, API_TOKEN_HASHES="0" * 64)
+    from generate_events import EVENT_TOKEN_HASH  # the token support.http_event's events carry
+
+    os.environ.update(MODEL_BUCKET=BUCKET, S3_ENDPOINT_URL=url, API_TOKEN_HASHES=EVENT_TOKEN_HASH)
     return server, url

@@ -94,7 +94,8 @@ def load_function_app(route: Route) -> Any:
 class LocalApi:
     """An ASGI app that sends each request to the function the template routes it to.
 
-    What no function serves is answered here in the API's one error body (errors.error_body):
+    What no function serves is answered here in the API's one error body (errors.error_body;
+    under /v2 the protocol's `{"error": ...}`):
     404 for an unknown route, 405 with `Allow` for a method the route lacks (API Gateway
     answers both with its own `{"message": "Not Found"}`, which we cannot change), and 400 for
     a WebSocket upgrade (an HTTP API serves no WebSocket), before any token is checked.
@@ -123,20 +124,28 @@ class LocalApi:
         elif matching:
             # API Gateway answers 404 here too; the local server says what HTTP says.
             allowed = sorted({m for m, _ in matching})
-            await error_response(MethodNotAllowedError(scope["method"], allowed))(scope, receive, send)
+            error = MethodNotAllowedError(scope["method"], allowed)
+            await error_response(error, protocol=_is_v2(scope))(scope, receive, send)
         else:
-            await error_response(RouteNotFoundError(scope["method"], scope["path"]))(scope, receive, send)
+            error = RouteNotFoundError(scope["method"], scope["path"])
+            await error_response(error, protocol=_is_v2(scope))(scope, receive, send)
 
 
 WEBSOCKET_REFUSED = "this API serves plain HTTP requests, not WebSocket"
 
 
-def error_response(error: Any) -> Any:
-    """A Starlette JSONResponse carrying `error` (a PredictionError) in the one error body."""
-    from prediction_service.errors import error_body
+def error_response(error: Any, protocol: bool = False) -> Any:
+    """A Starlette JSONResponse carrying `error` (a PredictionError) in the one error body, or
+    in the Open Inference Protocol's `{"error": ...}` for a /v2 path (`protocol`)."""
+    from prediction_service.errors import error_body, protocol_error_body
     from starlette.responses import JSONResponse
 
-    return JSONResponse(error_body(error), status_code=error.http_status, headers=error.headers)
+    body = (protocol_error_body if protocol else error_body)(error)
+    return JSONResponse(body, status_code=error.http_status, headers=error.headers)
+
+
+def _is_v2(scope: dict[str, Any]) -> bool:
+    return scope["path"] == "/v2" or scope["path"].startswith("/v2/")
 
 
 def _asks_for_websocket(scope: dict[str, Any]) -> bool:

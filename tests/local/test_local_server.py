@@ -45,10 +45,16 @@ def test_documented_batch_sent_as_curl_sends_it(base_url: str, auth: dict[str, s
 
 
 def test_unknown_route_is_a_json_404(base_url: str, auth: dict[str, str]) -> None:
-    response = httpx.get(f"{base_url}/v2/nothing", headers=auth)
+    response = httpx.get(f"{base_url}/v1/nothing", headers=auth)
     assert response.status_code == 404 and response.headers["content-type"] == "application/json"
-    assert response.json() == error_body(RouteNotFoundError("GET", "/v2/nothing"))
+    assert response.json() == error_body(RouteNotFoundError("GET", "/v1/nothing"))
     assert response.json()["status"] == "BadRequest" and "error_message" in response.json()
+
+
+def test_an_unknown_v2_route_answers_the_protocols_error_body(base_url: str, auth: dict[str, str]) -> None:
+    """tritonclient's get_model_config asks for /v2/models/{name}/config, which this server does not have."""
+    response = httpx.get(f"{base_url}/v2/models/user_churn/config", headers=auth)
+    assert response.status_code == 404 and set(response.json()) == {"error"}
 
 
 @pytest.mark.parametrize(("method", "path", "allow"), [("DELETE", "/v1/models", "GET"),
