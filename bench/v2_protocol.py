@@ -132,7 +132,7 @@ def warm_path(models: Any, inference: Any, context: Any) -> dict[str, float]:
 
 
 def large_tensor(inference: Any, context: Any) -> dict[str, float]:
-    from prediction_service.routers.inference import MAX_ANSWER_BYTES
+    from prediction_service.routers.inference import MAX_JSON_ANSWER_BYTES
     from support import http_event
 
     path = f"/v2/models/{IDENTITY}/infer"
@@ -187,7 +187,7 @@ def large_tensor(inference: Any, context: Any) -> dict[str, float]:
     full_binary = bin_event(full)
     binary_result = inference.handler(full_binary, context)
     print(f"\nThe same tensor of full-precision random FP32 values (~19 characters a value in JSON), "
-          f"against the answer limit MAX_ANSWER_BYTES = {MAX_ANSWER_BYTES:,} B:")
+          f"against the JSON answer limit {MAX_JSON_ANSWER_BYTES:,} B:")
     print(f"  JSON in, JSON out:     event body {len(full_json['body']):>9,} B -> {result['statusCode']} "
           f"{json.loads(result['body']).get('error', '')}")
     print(f"  binary in, binary out: event body {len(full_binary['body']):>9,} B -> {binary_result['statusCode']} "
