@@ -30,13 +30,18 @@ def shipped_model_names() -> set[str]:
 
 
 class CountingStore:
-    """The real S3 store (prediction_service.store.S3Store), counting fetches; optionally slow
-    or failing, to stage races and faults. Injected through composition.build_components."""
+    """The real S3 store (prediction_service.store.S3Store), counting its reads; optionally slow
+    or failing, to stage races and faults. Injected through composition.build_components.
+
+    `fetches` has every GET of an object, in memory or streamed to a file (`download` adds
+    `(key, None)`); `downloads` only the streamed ones, `heads` the HEAD requests."""
 
     def __init__(self, inner: Any, delay: float = 0.0) -> None:
         self.inner = inner
         self.delay = delay
         self.fetches: list[tuple[str, str | None]] = []
+        self.downloads: list[str] = []
+        self.heads: list[str] = []
         self.fail: Exception | None = None
         self._lock = threading.Lock()
 
@@ -47,6 +52,23 @@ class CountingStore:
         if self.fail is not None:
             raise self.fail
         return self.inner.fetch(key, if_none_match)
+
+    def head(self, key: str) -> Any:
+        with self._lock:
+            self.heads.append(key)
+        time.sleep(self.delay)
+        if self.fail is not None:
+            raise self.fail
+        return self.inner.head(key)
+
+    def download(self, key: str, out: Any, info: Any) -> Any:
+        with self._lock:
+            self.fetches.append((key, None))
+            self.downloads.append(key)
+        time.sleep(self.delay)
+        if self.fail is not None:
+            raise self.fail
+        return self.inner.download(key, out, info)
 
     def put(self, key: str, body: bytes, content_type: str = "application/json") -> None:
         if self.fail is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,14 +35,25 @@ class OnnxModel:
     outputs: tuple[TensorSpec, ...]
 
 
+def load_model_file(path: str | os.PathLike[str]) -> OnnxModel:
+    """A model from its file: onnxruntime reads the file itself, so its bytes are never all in
+    Python memory (what the cache uses: a model of hundreds of MB loads within its own size)."""
+    return _load(os.fspath(path))
+
+
 def load_model(raw: bytes) -> OnnxModel:
-    """A model from its bytes, with a session sized for a small Lambda (one thread per run)."""
+    """A model from bytes already in memory (small files, tests)."""
+    return _load(raw)
+
+
+def _load(source: str | bytes) -> OnnxModel:
+    """A session sized for a small Lambda (one thread per run), and the graph's inputs and outputs."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     try:
-        session = ort.InferenceSession(raw, sess_options=options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for bad files
         raise IntegrityError("the file is not a valid ONNX model", detail=f"not a valid ONNX model: {exc}") from exc
     return OnnxModel(session, _specs(session.get_inputs()), _specs(session.get_outputs()))
