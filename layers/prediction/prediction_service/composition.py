@@ -43,6 +43,7 @@ def build_components(
         store,
         max_bytes=settings.cache_max_bytes,
         cache_dir=settings.cache_dir,
+        disk_max_bytes=settings.disk_max_bytes,
         revalidate_seconds=settings.revalidate_seconds,
         clock=clock,
     )

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from .errors import ManifestError, ModelLoadError, PredictionError
-from .inference import OnnxModel, load_model
+from .inference import OnnxModel, load_model_file
 from .manifest import FileRef, Manifest, ModelSpec
 from .tables import Table
 
@@ -45,10 +45,13 @@ class ModelRegistry:
         return self.manifest().get(name)
 
     def model(self, spec: ModelSpec) -> OnnxModel:
-        return self._load(spec, FileRef(file=spec.file, sha256=spec.sha256), load_model)
+        """The model's session, built from its file in /tmp (never all its bytes in memory)."""
+        key = self._key(spec.file)
+        return self._load(spec, lambda: self._cache.get_file(key, load_model_file, spec.sha256))
 
     def table(self, spec: ModelSpec, ref: FileRef) -> Table:
-        return self._load(spec, ref, Table.parse)
+        key = self._key(ref.file)
+        return self._load(spec, lambda: self._cache.get(key, Table.parse, ref.sha256))
 
     def session_in_memory(self, spec: ModelSpec) -> bool:
         """Whether the model's ONNX session is held in memory (what GET /v1/models calls `loaded`)."""
@@ -90,9 +93,9 @@ class ModelRegistry:
             if ref is not None:
                 self.table(spec, ref)
 
-    def _load(self, spec: ModelSpec, ref: FileRef, parse: Callable[[bytes], T]) -> T:
+    def _load(self, spec: ModelSpec, load: Callable[[], T]) -> T:
         try:
-            return self._cache.get(self._key(ref.file), parse, ref.sha256)
+            return load()
         except PredictionError as exc:
             raise ModelLoadError(spec.name, exc) from exc
 
