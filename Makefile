@@ -77,8 +77,9 @@ deploy: venv
 	sam deploy --guided
 
 STACK ?= onnx-prediction-api
-publish-models: venv
-	$(PY) scripts/publish_models.py $(if $(BUCKET),--bucket "$(BUCKET)",--stack "$(STACK)") --prefix "$(or $(PREFIX),models/)"
+publish-models: venv text-model
+	$(PY) scripts/publish_models.py $(if $(BUCKET),--bucket "$(BUCKET)",--stack "$(STACK)") --prefix "$(or $(PREFIX),models/)" \
+		--text-models .local/text-model
 
 # The seed documents' requests and the v2 protocol (tritonclient) against any running API
 # (SMOKE_ARGS: more options of scripts/smoke.py, e.g. --sam-local, --record). The token is not echoed.

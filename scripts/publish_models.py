@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,21 +46,56 @@ def manifest_files(models_dir: Path) -> dict[str, str]:
     return files
 
 
-def publish(s3: Any, bucket: str, prefix: str = "models/", models_dir: Path = MODELS_DIR) -> list[str]:
+# Text models are built by models/build_text_model.py (`make text-model`) and not committed:
+# their manifest entries are added at publish time, with the checksums of the built files.
+TEXT_MODELS = (
+    ("all-minilm-l6-v2", "all-minilm-l6-v2.int8.onnx", "sentence embeddings (384 floats), INT8: 30 MB"),
+    ("all-minilm-l6-v2-fp32", "all-minilm-l6-v2.fp32.onnx", "sentence embeddings (384 floats), FP32: 90 MB"),
+)
+TOKENIZER = "tokenizer.json"
+
+
+def text_model_entries(text_dir: Path) -> tuple[str, dict[str, Path]]:
+    """The manifest entries of the built text models, and where each of their files is."""
+    files = {f"text/{TOKENIZER}": text_dir / TOKENIZER}
+    tokenizer_sha = hashlib.sha256(files[f"text/{TOKENIZER}"].read_bytes()).hexdigest()
+    lines = ["", "  # added by scripts/publish_models.py from models/build_text_model.py's output"]
+    for name, built, description in TEXT_MODELS:
+        files[f"text/{built}"] = text_dir / built
+        digest = hashlib.sha256((text_dir / built).read_bytes()).hexdigest()
+        lines += [
+            f"  - name: {name}", "    kind: text-embedding", f"    file: text/{built}", f"    sha256: {digest}",
+            f"    description: {json.dumps(description)}", "    max_tokens: 256",
+            f"    tokenizer: {{file: text/{TOKENIZER}, sha256: {tokenizer_sha}}}",
+        ]
+    return "\n".join(lines) + "\n", files
+
+
+def publish(
+    s3: Any, bucket: str, prefix: str = "models/", models_dir: Path = MODELS_DIR, text_models: Path | None = None
+) -> list[str]:
     """Upload and return the keys written, manifest last. Raises ValueError, before uploading
-    anything, if the manifest is invalid or a file does not match its checksum."""
+    anything, if the manifest is invalid or a file does not match its checksum. `text_models`:
+    a directory models/build_text_model.py wrote, whose models are published too."""
+    manifest = (models_dir / "manifest.yaml").read_bytes()
+    sources = {relative: (models_dir / relative, expected) for relative, expected in manifest_files(models_dir).items()}
+    if text_models is not None:
+        entries, text_files = text_model_entries(text_models)
+        manifest = manifest.rstrip(b"\n") + b"\n" + entries.encode()
+        Manifest.parse(manifest)  # the combined manifest must parse too
+        sources.update({relative: (path, None) for relative, path in text_files.items()})
     bodies = {}
-    for relative, expected in sorted(manifest_files(models_dir).items()):
-        body = (models_dir / relative).read_bytes()
+    for relative, (path, expected) in sorted(sources.items()):
+        body = path.read_bytes()
         digest = hashlib.sha256(body)
-        if digest.hexdigest() != expected:
+        if expected is not None and digest.hexdigest() != expected:
             raise ValueError(f"{relative}: sha256 {digest.hexdigest()} does not match the manifest ({expected})")
         bodies[relative] = (body, base64.b64encode(digest.digest()).decode())
     written = []
     for relative, (body, checksum) in bodies.items():
         s3.put_object(Bucket=bucket, Key=prefix + relative, Body=body, ChecksumSHA256=checksum)
         written.append(prefix + relative)
-    s3.put_object(Bucket=bucket, Key=prefix + "manifest.yaml", Body=(models_dir / "manifest.yaml").read_bytes())
+    s3.put_object(Bucket=bucket, Key=prefix + "manifest.yaml", Body=manifest)
     written.append(prefix + "manifest.yaml")
     return written
 
@@ -77,12 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     target.add_argument("--stack", help="a deployed stack of this template: publish to its model bucket")
     parser.add_argument("--prefix", default="models/")
     parser.add_argument("--endpoint-url", default=None, help="S3 endpoint, e.g. a local moto server")
+    parser.add_argument("--text-models", type=Path, default=None,
+                        help="also publish the text models models/build_text_model.py built into this directory")
     args = parser.parse_args(argv)
     if args.stack:
         args.bucket = stack_output(args.stack, "ModelBucketName")
     s3 = boto3.client("s3", endpoint_url=args.endpoint_url)
     try:
-        for key in publish(s3, args.bucket, args.prefix):
+        for key in publish(s3, args.bucket, args.prefix, text_models=args.text_models):
             print(f"uploaded s3://{args.bucket}/{key}")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -48,7 +48,7 @@ CATALOGUE = [
     ("string id", "models", "POST", CHURN, '{"ids": ["1"]}', "application/json", 400, "ids.0"),
     ("string probability", "models", "POST", CHURN, '{"ids": [1], "probability": "yes"}', "application/json", 400, "probability"),
     ("unknown field", "models", "POST", CHURN, '{"input": [[1, 2, 3, 4]]}', "application/json", 400, "input"),
-    ("inputs and ids", "models", "POST", CHURN, f'{{"inputs": [{ROW}], "ids": [1]}}', "application/json", 400, "not both"),
+    ("inputs and ids", "models", "POST", CHURN, f'{{"inputs": [{ROW}], "ids": [1]}}', "application/json", 400, "not several"),
     ("no rows", "models", "POST", CHURN, '{"inputs": []}', "application/json", 400, "inputs"),
     ("empty row", "models", "POST", CHURN, '{"inputs": [[]]}', "application/json", 400, "inputs.0: List should have at least 1 item"),
     ("short row", "models", "POST", CHURN, '{"inputs": [[1, 2]]}', "application/json", 400, "4 values, got 2"),

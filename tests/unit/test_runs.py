@@ -103,7 +103,7 @@ def test_run_upstream_blocks_fetches_the_models_files_again_at_most_once_per_per
         ({"block_uuid": "nope"}, "has no block 'nope'"),
         ({"pipeline_uuid": "drive_stats", "block_uuid": "ml/inference/online/predictions"}, "has no block"),
         ({"variables": {"user_ids": [1, 999999]}}, "unknown id(s) in the feature table: 999999"),
-        ({"variables": {"user_ids": [1], "inputs": [[1, 2, 3, 4]]}}, "either inputs or ids"),
+        ({"variables": {"user_ids": [1], "inputs": [[1, 2, 3, 4]]}}, "one of inputs, ids or texts"),
         ({"variables": {}}, "needs `inputs`"),
     ],
 )

@@ -21,6 +21,7 @@ from .manifest import ModelSpec
 from .protocol import InferenceRequest, ModelMetadata, Parameters, RequestInput, ServerMetadata, TensorMetadata
 from .registry import ModelRegistry
 from .tensors import DTYPES, from_binary, from_json, to_binary, to_json
+from .text import TextEncoder
 
 SERVER_NAME = "onnx-prediction-api"
 EXTENSIONS = ["binary_tensor_data"]
@@ -58,7 +59,7 @@ class InferenceService:
 
     def metadata(self, name: str, version: str | None = None) -> ModelMetadata:
         spec = self._spec(name, version)
-        model = self.registry.model(spec)
+        model = self._served(spec)
         return ModelMetadata(
             name=spec.name, versions=[spec.version], inputs=_metadata(model.inputs), outputs=_metadata(model.outputs)
         )
@@ -75,12 +76,13 @@ class InferenceService:
 
     def infer(self, name: str, version: str | None, request: InferenceRequest, binary: memoryview) -> Inference:
         spec = self._spec(name, version)
-        model = self.registry.model(spec)
+        model = self._served(spec)
         feeds = _feeds(model, request, binary)
         wanted = _outputs(model, request)
+        run = model.run if isinstance(model, TextEncoder) else model.session.run
         started = time.perf_counter()
         try:
-            arrays = model.session.run([spec_.name for spec_, _ in wanted], feeds)
+            arrays = run([spec_.name for spec_, _ in wanted], feeds)
         except _RUN_ERRORS as exc:
             reason = str(exc).splitlines()[0][:300]
             raise BadInputError(f"the model could not run on these inputs: {reason}", model_name=spec.name) from exc
@@ -102,6 +104,14 @@ class InferenceService:
         body["outputs"] = outputs
         return Inference(body, chunks, inference_ms)
 
+    def _served(self, spec: ModelSpec) -> OnnxModel | TextEncoder:
+        """The model as the protocol sees it: its graph, or for a text model the tokenizer in front
+        of it (text in, embeddings out)."""
+        model = self.registry.model(spec)
+        if spec.kind == "text-embedding":
+            return TextEncoder(model, self.registry.tokenizer(spec), spec.max_tokens)
+        return model
+
     def _spec(self, name: str, version: str | None) -> ModelSpec:
         spec = self.registry.spec(name)
         if version is not None and version != spec.version:
@@ -114,7 +124,7 @@ def _metadata(specs: tuple[TensorSpec, ...]) -> list[TensorMetadata]:
             for s in specs]
 
 
-def _feeds(model: OnnxModel, request: InferenceRequest, binary: memoryview) -> dict[str, np.ndarray]:
+def _feeds(model: OnnxModel | TextEncoder, request: InferenceRequest, binary: memoryview) -> dict[str, np.ndarray]:
     """The request's inputs as arrays, each checked against the graph's input of that name."""
     graph = {spec.name: spec for spec in model.inputs}
     feeds: dict[str, np.ndarray] = {}
@@ -157,7 +167,7 @@ def _check_signature(given: RequestInput, spec: TensorSpec) -> None:
         raise BadInputError(f"input {given.name!r} has shape {list(spec.shape)} (-1: any size), not {given.shape}")
 
 
-def _outputs(model: OnnxModel, request: InferenceRequest) -> list[tuple[TensorSpec, bool]]:
+def _outputs(model: OnnxModel | TextEncoder, request: InferenceRequest) -> list[tuple[TensorSpec, bool]]:
     """The outputs to answer (all the protocol can carry, unless the request names some), each
     with whether it goes as raw bytes."""
     default_binary = bool(request.parameters and request.parameters.binary_data_output)

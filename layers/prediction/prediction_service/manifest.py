@@ -50,13 +50,14 @@ class FeatureTableRef(FileRef):
 class ModelSpec(BaseModel):
     """One model. A generic ONNX model needs only `name`, `file` and `sha256`: its inputs and
     outputs are read from the graph when it loads, and it is served through the v2 (Open
-    Inference Protocol) routes. `forecast` and `classifier` add what the /v1 routes need."""
+    Inference Protocol) routes. `forecast` and `classifier` add what the /v1 routes need;
+    `text-embedding` adds the `tokenizer.json` in front of a sentence encoder."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     version: str = Field(default="1", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
-    kind: Literal["onnx", "forecast", "classifier"] = "onnx"
+    kind: Literal["onnx", "forecast", "classifier", "text-embedding"] = "onnx"
     description: str | None = Field(default=None, max_length=500)
     file: RelativePath
     sha256: Sha256
@@ -70,10 +71,17 @@ class ModelSpec(BaseModel):
     classes: tuple[str, ...] | None = None
     inputs: tuple[str, ...] | None = None
     features: FeatureTableRef | None = None
+    # text-embedding
+    tokenizer: FileRef | None = None
+    max_tokens: int = Field(default=256, gt=0, le=8192, description="word pieces the encoder reads")
 
     @model_validator(mode="after")
     def _fields_of_kind(self) -> ModelSpec:
-        needed = {"forecast": ("lookback", "horizon", "dataset"), "classifier": ("classes", "inputs")}
+        needed = {
+            "forecast": ("lookback", "horizon", "dataset"),
+            "classifier": ("classes", "inputs"),
+            "text-embedding": ("tokenizer",),
+        }
         missing = [f for f in needed.get(self.kind, ()) if getattr(self, f) is None]
         if missing:
             raise ValueError(f"{self.kind} model {self.name!r} needs {', '.join(missing)}")

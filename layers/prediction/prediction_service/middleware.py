@@ -101,8 +101,8 @@ class JsonBodyGuard:
                 break
         body = b"".join(chunks)
         if body and media_type not in self.media_types and not media_type.endswith(b"+json"):
-            accepted = "application/json" + (" or application/octet-stream" if _BINARY in self.media_types else "")
-            message = f"send {accepted}, not {media_type.decode('latin-1')}"
+            binary = " or binary tensors (application/octet-stream)" if _BINARY in self.media_types else ""
+            message = f"send JSON (Content-Type: application/json){binary}, not {media_type.decode('latin-1')}"
             await refuse(UnsupportedMediaTypeError(message), scope, receive, send, self.error_body)
             return
         if media_type == b"application/x-www-form-urlencoded":

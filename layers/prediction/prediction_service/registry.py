@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from .errors import ManifestError, ModelLoadError, PredictionError
+from .errors import IntegrityError, ManifestError, ModelLoadError, PredictionError
 from .inference import OnnxModel, load_model_file
 from .manifest import FileRef, Manifest, ModelSpec
 from .tables import Table
+from .text import load_tokenizer
 
 if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
     from .cache import ArtifactCache
 
 T = TypeVar("T")
@@ -53,6 +56,13 @@ class ModelRegistry:
         key = self._key(ref.file)
         return self._load(spec, lambda: self._cache.get(key, Table.parse, ref.sha256))
 
+    def tokenizer(self, spec: ModelSpec) -> Tokenizer:
+        """A text model's tokenizer.json, checksummed like every file."""
+        if spec.tokenizer is None:
+            raise ModelLoadError(spec.name, IntegrityError("the manifest names no tokenizer for it"))
+        ref = spec.tokenizer
+        return self._load(spec, lambda: self._cache.get(self._key(ref.file), load_tokenizer, ref.sha256))
+
     def session_in_memory(self, spec: ModelSpec) -> bool:
         """Whether the model's ONNX session is held in memory (what GET /v1/models calls `loaded`)."""
         return self._key(spec.file) in self._cache
@@ -66,8 +76,8 @@ class ModelRegistry:
         return all(self._key(ref.file) in self._cache for ref in self.files_of(spec))
 
     def files_of(self, spec: ModelSpec) -> list[FileRef]:
-        data = spec.dataset or spec.features
-        return [FileRef(file=spec.file, sha256=spec.sha256), *([data] if data else [])]
+        extra = spec.dataset or spec.features or spec.tokenizer
+        return [FileRef(file=spec.file, sha256=spec.sha256), *([extra] if extra else [])]
 
     def reload(self, spec: ModelSpec) -> ModelSpec:
         """Fetch the manifest and the model's files from S3 again; the spec as the new manifest has it.
@@ -92,6 +102,8 @@ class ModelRegistry:
         for ref in (spec.dataset, spec.features):
             if ref is not None:
                 self.table(spec, ref)
+        if spec.tokenizer is not None:
+            self.tokenizer(spec)
 
     def _load(self, spec: ModelSpec, load: Callable[[], T]) -> T:
         try:

@@ -6,19 +6,23 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 
 MAX_ROWS = 1000  # rows (or ids) in one prediction request
 MAX_BATCH_ITEMS = 16  # predictions in one batch request
+MAX_TEXTS = 64  # texts in one text-embedding request
 
 FiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Row = Annotated[list[FiniteFloat], Field(min_length=1)]
 
-# The rule `_one_source` checks, for the OpenAPI document: never both lists at once.
+# The rule `_one_source` checks, for the OpenAPI document: never two sources at once.
+_LISTS = {"inputs": {"type": "array"}, "ids": {"type": "array"}, "texts": {"type": "array"}}
 _NOT_BOTH_SOURCES = {
     "not": {
-        "required": ["inputs", "ids"],
-        "properties": {"inputs": {"type": "array"}, "ids": {"type": "array"}},
+        "anyOf": [
+            {"required": list(pair), "properties": {key: _LISTS[key] for key in pair}}
+            for pair in (("inputs", "ids"), ("inputs", "texts"), ("ids", "texts"))
+        ]
     }
 }
 
@@ -37,11 +41,14 @@ class PredictRequest(BaseModel):
         default=None, min_length=1, max_length=MAX_ROWS, description="ids looked up in the model's feature table"
     )
     probability: StrictBool = Field(default=False, description="class probabilities instead of labels")
+    texts: list[StrictStr] | None = Field(
+        default=None, min_length=1, max_length=MAX_TEXTS, description="text-embedding models: the texts to embed"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> PredictRequest:
-        if self.inputs is not None and self.ids is not None:
-            raise ValueError("give either inputs or ids, not both")
+        if sum(source is not None for source in (self.inputs, self.ids, self.texts)) > 1:
+            raise ValueError("give one of inputs, ids or texts, not several")
         return self
 
 
@@ -82,6 +89,13 @@ class PredictResponse(BaseModel):
         default=None, description="with probability=true: one list of class probabilities per row"
     )
     classes: list[str] | None = Field(default=None, description="class names, in probability order")
+    embeddings: list[list[float]] | None = Field(default=None, description="text models: one unit vector per text")
+    token_counts: list[int] | None = Field(
+        default=None, description="text models: word pieces the model read of each text, special tokens included"
+    )
+    truncated: list[bool] | None = Field(
+        default=None, description="text models: whether a text was longer than the model reads (max_tokens)"
+    )
     duration_ms: int = Field(ge=0)
     error_message: str | None = None
 
@@ -106,6 +120,7 @@ class ModelInfo(BaseModel):
     classes: list[str] | None = None
     group: str | None = None
     block: str | None = None
+    max_tokens: int | None = Field(default=None, description="text models: word pieces read of each text")
     loaded: bool
 
 

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from .errors import UNEXPECTED, BadInputError, ModelOutputError, PredictionError
@@ -18,8 +19,9 @@ from .inference import classify, forecast, input_matrix
 from .manifest import ModelSpec
 from .outcomes import Failure, Prediction
 from .registry import ModelRegistry
-from .timing import elapsed_ms
 from .schemas import BatchItem, ModelDetail, ModelInfo, ModelList, PredictRequest, PredictResponse, PredictStatus
+from .text import embed
+from .timing import elapsed_ms
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +97,7 @@ class PredictionService:
             classes=list(spec.classes) if spec.classes else None,
             group=spec.group,
             block=spec.block,
+            max_tokens=spec.max_tokens if spec.kind == "text-embedding" else None,
             loaded=self.registry.session_in_memory(spec),
         )
 
@@ -105,6 +108,10 @@ class PredictionService:
                 f"model {spec.name!r} is a generic ONNX model: send it named tensors with "
                 f"POST /v2/models/{spec.name}/infer (GET /v2/models/{spec.name} lists its inputs)"
             )
+        if spec.kind == "text-embedding":
+            return self._embed(spec, request)
+        if request.texts is not None:
+            raise BadInputError(f"model {spec.name!r} is a {spec.kind} model: texts are for text-embedding models")
         session = self.registry.model(spec).session
         base = {"status": PredictStatus.SUCCESS, "model_name": spec.name, "model_version": spec.version}
         if spec.kind == "forecast":
@@ -132,6 +139,21 @@ class PredictionService:
             )
             return response, inference_ms
         return PredictResponse(**base, prediction=labels.tolist(), duration_ms=0), inference_ms
+
+    def _embed(self, spec: ModelSpec, request: PredictRequest) -> tuple[PredictResponse, float]:
+        if request.texts is None or request.inputs is not None or request.ids is not None or request.probability:
+            raise BadInputError(f'model {spec.name!r} embeds texts: send {{"texts": ["...", ...]}}')
+        result = embed(self.registry.model(spec), self.registry.tokenizer(spec), request.texts, spec.max_tokens)
+        response = PredictResponse(
+            status=PredictStatus.SUCCESS,
+            model_name=spec.name,
+            model_version=spec.version,
+            embeddings=result.vectors.tolist(),
+            token_counts=result.token_counts,
+            truncated=result.truncated,
+            duration_ms=0,
+        )
+        return response, result.inference_ms
 
     def _window(self, spec: ModelSpec, request: PredictRequest) -> np.ndarray:
         assert spec.lookback is not None and spec.dataset is not None
