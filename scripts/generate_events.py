@@ -110,6 +110,8 @@ CASES = [
     Case("models_predict_wrong_width", "POST", PREDICT, {"name": "user_churn"}, _json({"inputs": [[1.0, 2.0, 3.0]]})),
     Case("models_predict_nan", "POST", PREDICT, {"name": "user_churn"}, '{"inputs": [[1.0, NaN, 3.0, 4.0]]}'),
     Case("models_predict_unknown_ids", "POST", PREDICT, {"name": "user_churn"}, _json({"ids": [1, 999999]})),
+    Case("models_predict_texts", "POST", PREDICT, {"name": "all-minilm-l6-v2"},
+         _json({"texts": ["A man is eating food.", "A man is eating a piece of bread."]})),
     Case("models_predict_unknown_model", "POST", PREDICT, {"name": "no_such_model"}, _json({"inputs": [[1.0]]})),
     Case(
         "batch_drive_stats",
@@ -167,6 +169,9 @@ CASES = [
          _json({"inputs": [{"name": "X", "shape": [1, 30], "datatype": "FP32", "data": WINDOW}]})),
     Case("inference_infer_binary", "POST", INFER, {"name": "user_churn"},
          binary=BINARY_REQUEST[0], headers={"inference-header-content-length": str(BINARY_REQUEST[1])}),
+    Case("inference_infer_text", "POST", INFER, {"name": "all-minilm-l6-v2"},
+         _json({"inputs": [{"name": "text", "shape": [2], "datatype": "BYTES",
+                            "data": ["A man is eating food.", "The new movie is awesome."]}]})),
     Case("inference_infer_unknown_model", "POST", INFER, {"name": "no_such_model"}, _json(CHURN_ROWS)),
     Case("inference_infer_wrong_datatype", "POST", INFER, {"name": "user_churn"},
          _json({"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP64", "data": [1.5, 30, 2, 4]}]})),

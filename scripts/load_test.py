@@ -66,7 +66,7 @@ PROBES: list[tuple[Probe, int]] = [
                                                 "variables": {"user_ids": [1, 5, 100]}, "record": False}}, 200, _run_ok), 10),
     (Probe("bad-width", "POST", "/v1/models/user_churn/predict", {"inputs": [[1, 2]]}, 400, _bad), 8),
     (Probe("unknown-model", "GET", "/v1/models/nope/predict", None, 404, _bad), 6),
-    (Probe("no-token", "GET", "/v1/models", None, 401, lambda b: b.get("message") == "Unauthorized", False), 6),
+    (Probe("no-token", "GET", "/v1/models", None, 401, lambda b: _bad(b) and "Bearer" in b["error_message"], False), 6),
 ]
 
 

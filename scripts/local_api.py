@@ -186,13 +186,22 @@ def start_moto(port: int, host: str = "127.0.0.1") -> Any:
 
 
 def seed_bucket(endpoint: str, bucket: str = LOCAL_BUCKET) -> list[str]:
+    """models/ and the text models (built from the pinned package once, then cached), published."""
     import boto3
 
     from publish_models import publish
 
     s3 = boto3.client("s3", endpoint_url=endpoint)
     s3.create_bucket(Bucket=bucket)
-    return publish(s3, bucket)
+    return publish(s3, bucket, text_models=text_models())
+
+
+def text_models() -> Path:
+    """The directory models/build_text_model.py builds all-MiniLM-L6-v2 into (cached after the first time)."""
+    sys.path.insert(0, str(ROOT / "models"))
+    from build_text_model import build
+
+    return build().out
 
 
 def configure_environment(endpoint: str, bucket: str = LOCAL_BUCKET) -> None:

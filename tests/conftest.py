@@ -66,6 +66,25 @@ def s3(cache_dir: Path) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
+def text_model_dir() -> Path:
+    """all-MiniLM-L6-v2 converted by models/build_text_model.py: built once from the pinned package, then cached."""
+    from local_api import text_models
+
+    return text_models()
+
+
+@pytest.fixture
+def text_s3(s3: Any, text_model_dir: Path) -> Any:
+    """The `s3` bucket with the text models published too, as `make publish-models` uploads them."""
+    from prediction_service.composition import components
+    from publish_models import publish
+
+    publish(s3, BUCKET, text_models=text_model_dir)
+    components.cache_clear()
+    return s3
+
+
+@pytest.fixture(scope="session")
 def local_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     """`make run`'s server for real: scripts/local_api.py (moto S3 + the function apps) on 127.0.0.1."""
     server = LocalServer(url=f"http://127.0.0.1:{free_port()}", token="local-server-test-token-0123456789")

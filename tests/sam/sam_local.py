@@ -83,7 +83,7 @@ def sam_built(sam_env: dict[str, str]) -> None:
 @pytest.fixture(scope="session")
 def moto_on_bridge(lambda_image: str) -> Iterator[str]:
     """A moto server on the Docker bridge address (not 0.0.0.0) with models/ in S3; yields its host-side URL."""
-    from local_api import start_moto
+    from local_api import start_moto, text_models
     from publish_models import publish
     
     address = docker_bridge_address()
@@ -92,7 +92,7 @@ def moto_on_bridge(lambda_image: str) -> Iterator[str]:
     url = f"http://{address}:{port}"
     s3 = boto3.client("s3", endpoint_url=url, aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1")
     s3.create_bucket(Bucket=BUCKET)
-    publish(s3, BUCKET)
+    publish(s3, BUCKET, text_models=text_models())
     yield url
     server.stop()
 

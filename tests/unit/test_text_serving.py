@@ -5,42 +5,14 @@ through /v1 and through the v2 protocol's BYTES input."""
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import boto3
 import numpy as np
 import pytest
-from moto import mock_aws
-from publish_models import publish
-from support import BUCKET, ROOT, http_event, lambda_context, load_function
-
-sys.path.insert(0, str(ROOT / "models"))
-from build_text_model import build  # noqa: E402
+from support import BUCKET, http_event, lambda_context, load_function
 
 INT8, FP32 = "all-minilm-l6-v2", "all-minilm-l6-v2-fp32"
 FOOD, BREAD, MOVIE = "A man is eating food.", "A man is eating a piece of bread.", "The new movie is awesome."
-
-
-@pytest.fixture(scope="module")
-def text_model_dir() -> Path:
-    return build().out  # built once from the pinned package, then cached in .local/text-model
-
-
-@pytest.fixture
-def text_s3(cache_dir: Path, text_model_dir: Path) -> Iterator[Any]:
-    """moto's S3 with models/ and the built text models, as `make publish-models` uploads them."""
-    from prediction_service.composition import components
-
-    with mock_aws():
-        client = boto3.client("s3")
-        client.create_bucket(Bucket=BUCKET)
-        publish(client, BUCKET, text_models=text_model_dir)
-        components.cache_clear()
-        yield client
-        components.cache_clear()
 
 
 def embed_v1(name: str, texts: list[str]) -> tuple[int, dict[str, Any]]:
