@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -19,6 +18,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "layers" / "prediction"), str(ROOT / "scripts"), str(ROOT / "tests")]
+
+from support import MotoServer  # noqa: E402  (moto in its own process: the benchmarks' S3)
 BUCKET = "bench-models"
 
 
@@ -57,39 +58,15 @@ def time_calls(label: str, fn: Callable[[], Any], n: int, warmup: int = 50) -> T
     return Timing(label, samples)
 
 
-class MotoServer:
-    """moto's S3 server in its own process (as S3 is not in ours: no shared GIL), on 127.0.0.1."""
-
-    def __init__(self, port: int) -> None:
-        moto = Path(sys.executable).parent / "moto_server"
-        self.process = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
 def start_s3(models_dir: Path = ROOT / "models") -> tuple[MotoServer, str]:
     """A moto S3 server with models/ published; the environment points the service at it."""
     import boto3
     from publish_models import publish
-    from support import free_port
 
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
-    port = free_port()
-    server = MotoServer(port)
-    url = f"http://127.0.0.1:{port}"
+    server = MotoServer()
+    url = server.url
     s3 = boto3.client("s3", endpoint_url=url)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            s3.list_buckets()
-            break
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
     s3.create_bucket(Bucket=BUCKET)
     publish(s3, BUCKET, models_dir=models_dir)
     from generate_events import EVENT_TOKEN_HASH  # the token support.http_event's events carry

@@ -224,15 +224,6 @@ def main(runs: int = 3, model: Path | None = None) -> dict[str, float]:
     proxy, url = None, ""
     try:
         direct = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{moto_port}")
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                direct.list_buckets()
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
         direct.create_bucket(Bucket=BUCKET)
         direct.put_object(Bucket=BUCKET, Key=KEY, Body=body)
         del body

@@ -9,7 +9,6 @@ import hashlib
 import importlib.util
 import json
 import shutil
-import subprocess
 import threading
 import time
 import tracemalloc
@@ -30,7 +29,7 @@ from prediction_service.inference import load_model_file
 from prediction_service.settings import MB, Settings
 from prediction_service.store import PARALLEL_PARTS, PART_SIZE, STREAM_THRESHOLD, S3Store, transfer_config
 from support import BUCKET as MODELS_BUCKET
-from support import ROOT, CountingStore, free_port, http_event, lambda_context, load_function, venv_tool
+from support import ROOT, CountingStore, MotoServer, http_event, lambda_context, load_function
 
 BUCKET = "loading-test"
 SMALL_PARTS = 256 * 1024  # so that a model of a few MB downloads in many ranged GETs
@@ -186,25 +185,11 @@ def test_the_session_is_created_from_the_files_path(
 @pytest.fixture
 def moto_server() -> Iterator[str]:
     """moto's S3 server in its own process, so that its memory is not ours (tracemalloc)."""
-    port = free_port()
-    process = subprocess.Popen([venv_tool("moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    server = MotoServer()
     try:
-        client = boto3.client("s3", endpoint_url=url)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                client.list_buckets()
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        yield url
+        yield server.url
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        server.stop()
 
 
 def test_loading_a_50_mb_model_holds_a_small_part_of_it_in_python_memory(moto_server: str, tmp_path: Path) -> None:
