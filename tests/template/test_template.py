@@ -257,3 +257,21 @@ def test_checkov_scans_every_function_and_suppresses_only_with_a_reason() -> Non
         assert len(skip.get("comment", "")) > 40, f"{name}: say why {check} does not apply"
     skipped = {(c["check_id"], c["resource"].split(".", 1)[1]) for c in report["skipped_checks"]}
     assert skipped == {(check, name) for name, check, _ in checkov_skips()}
+
+
+def test_snapstart_is_an_option_off_by_default_on_the_route_functions_and_excludes_provisioned_concurrency() -> None:
+    template = load_template()
+    assert template["Parameters"]["EnableSnapStart"]["Default"] == "false"
+    for function in ROUTE_FUNCTIONS:
+        props = template["Resources"][function]["Properties"]
+        assert props["AutoPublishAlias"] == "live"
+        assert props["SnapStart"] == ["SnapStartOn", {"ApplyOn": "PublishedVersions"}, "AWS::NoValue"], function
+    for function in ("DocsFunction", "AuthorizerFunction"):
+        assert "SnapStart" not in template["Resources"][function]["Properties"]
+    rule = template["Rules"]["SnapStartExcludesProvisionedConcurrency"]
+    assert rule["RuleCondition"] == ["EnableSnapStart", "true"]
+    assert rule["Assertions"][0]["Assert"] == ["ProvisionedConcurrency", 0]
+    # SnapStart caps /tmp at 512 MB: the functions get 512 and the cache's budget follows it
+    globals_ = template["Globals"]["Function"]
+    assert globals_["EphemeralStorage"]["Size"] == ["SnapStartOn", 512, "EphemeralStorageSize"]
+    assert globals_["Environment"]["Variables"]["EPHEMERAL_STORAGE_MB"] == ["SnapStartOn", 512, "EphemeralStorageSize"]

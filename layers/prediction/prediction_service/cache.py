@@ -133,6 +133,14 @@ class ArtifactCache:
         """The artifact at `key` as `open_file` builds it from the path of the verified file."""
         return self._single_flight(key, sha256, lambda _: self._load_pinned(key, open_file, sha256))
 
+    def expire(self, key: str) -> None:
+        """Make the next `get` of an unpinned key revalidate it (a conditional GET) whatever its
+        age: the copy stays, and serves again if S3 answers 'not modified' (or fails)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                entry.checked_at = float("-inf")
+
     def invalidate(self, key: str, sha256: str | None = None) -> None:
         """Forget `key` in memory and its disk copy, so the next `get` downloads it again (a copy
         a load is reading right now stays: that load is as fresh as a new download)."""

@@ -122,6 +122,18 @@ def transfer_config(attempts: int = 2, part_size: int = PART_SIZE, parallel: int
     return config
 
 
+def s3_client(settings: Settings) -> Any:
+    """A boto3 S3 client with the settings' timeouts and retries."""
+    config = Config(
+        connect_timeout=settings.s3_connect_timeout,
+        read_timeout=settings.s3_read_timeout,
+        retries={"total_max_attempts": settings.s3_max_attempts, "mode": "standard"},
+        # Room for the transfer's parallel GETs beside the requests of the batch's threads.
+        max_pool_connections=PARALLEL_PARTS + settings.batch_workers + 2,
+    )
+    return boto3.client("s3", endpoint_url=settings.s3_endpoint_url, config=config)
+
+
 class S3Store:
     """Reads objects from one bucket; every failure becomes a `StoreError`."""
 
@@ -134,15 +146,16 @@ class S3Store:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3Store:
-        config = Config(
-            connect_timeout=settings.s3_connect_timeout,
-            read_timeout=settings.s3_read_timeout,
-            retries={"total_max_attempts": settings.s3_max_attempts, "mode": "standard"},
-            # Room for the transfer's parallel GETs beside the requests of the batch's threads.
-            max_pool_connections=PARALLEL_PARTS + settings.batch_workers + 2,
-        )
-        client = boto3.client("s3", endpoint_url=settings.s3_endpoint_url, config=config)
-        return cls(settings.model_bucket, client, transfer_config(settings.s3_max_attempts))
+        return cls(settings.model_bucket, s3_client(settings), transfer_config(settings.s3_max_attempts))
+
+    def renew(self, client: Any) -> None:
+        """Use `client` from now on (new connections, freshly resolved credentials): after a
+        SnapStart restore, the snapshot's client must not be reused."""
+        with self._manager_lock:
+            manager, self._manager = self._manager, None
+            self._client = client
+        if manager is not None:
+            manager.shutdown()
 
     def fetch(self, key: str, if_none_match: str | None = None) -> StoredObject | None:
         params = {"Bucket": self.bucket, "Key": key}
