@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -291,7 +290,7 @@ def test_v2_reads_a_real_digit_edited_into_the_request(page: Page, local_server:
     size = page.driver.get_window_size()
     page.driver.set_window_size(size["width"], 1160)  # the whole request column in the picture
     try:
-        shutil.copyfile(page.screenshot("playground-v2-digits.png"), ROOT / "docs" / "playground-v2.png")
+        page.screenshot("playground-v2-digits.png")  # README's docs/playground-v2.png is a copy of it
     finally:
         page.driver.set_window_size(size["width"], size["height"])
 
