@@ -32,12 +32,11 @@
 
 S3 is moto in its own process behind bench/model_loading.py's throttling proxy (about 90 MB/s
 and 20 ms to first byte per connection): a simulation of S3, not a measurement of it. The proxy
-is started from model_loading.serve_proxy with Nagle's algorithm off (see start_proxy_nodelay;
-`--proxy-as-is` starts it as model_loading.py does). It drops its copy of an object on a HEAD,
+drops its copy of an object on a HEAD,
 so a download that starts with a HEAD (ours and download_file's alike) waits for one full read
 from moto (about 90 ms for the FP32 model) before its first part: both sides pay it.
 
-    python bench/text_model.py [--rounds 5] [--profile] [--proxy-as-is]
+    python bench/text_model.py [--rounds 5] [--profile]
 """
 
 from __future__ import annotations
@@ -306,7 +305,7 @@ class TextS3:
     """moto in its own process with models/ and the built text models published, and
     bench/model_loading.py's throttling proxy in front of it (in a process of its own too)."""
 
-    def __init__(self, nagle: bool = False) -> None:
+    def __init__(self) -> None:
         import boto3
         from botocore.config import Config
         from build_text_model import build
@@ -322,7 +321,7 @@ class TextS3:
             direct = boto3.client("s3", endpoint_url=self.moto.url)
             direct.create_bucket(Bucket=BUCKET)
             publish(direct, BUCKET, PREFIX, text_models=self.built.out)
-            self.proxy, self.url = start_proxy(self.moto.port) if nagle else start_proxy_nodelay(self.moto.port)
+            self.proxy, self.url = start_proxy(self.moto.port)
             self.client = boto3.client("s3", endpoint_url=self.url, config=Config(max_pool_connections=32))
             for key in self.keys("FP32") + self.keys("INT8"):  # the proxy keeps each object after its first read
                 self.client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
@@ -374,27 +373,6 @@ class TextS3:
             self.proxy.terminate()
             self.proxy.wait(timeout=10)
         self.moto.stop()
-
-
-def start_proxy_nodelay(upstream_port: int) -> tuple[subprocess.Popen[str], str]:
-    """bench/model_loading.py's proxy (its `serve_proxy`, imported), with Nagle's algorithm off.
-
-    As model_loading.start_proxy leaves it, the proxy writes an answer's headers and its body in
-    separate sends with Nagle on, and on a kept-alive connection the client's delayed ACK then
-    holds the body back about 40 ms: a GET of the 0.5 MB tokenizer takes 68 ms on a reused
-    connection and 28 ms on a new one (20 ms of them the simulated first byte). S3 adds no such
-    wait, and it would fall on the requests a first embedding makes one after another.
-    `--proxy-as-is` measures with the proxy exactly as model_loading.py starts it."""
-    from support import free_port
-
-    port = free_port()
-    code = ("import socketserver, sys; sys.path.insert(0, {bench!r}); import model_loading; "
-            "socketserver.StreamRequestHandler.disable_nagle_algorithm = True; "
-            "model_loading.serve_proxy({port}, {upstream})").format(bench=str(ROOT / "bench"), port=port,
-                                                                    upstream=upstream_port)
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None and process.stdout.readline().strip() == "ready"
-    return process, f"http://127.0.0.1:{port}"
 
 
 def paths() -> list[str]:
@@ -725,10 +703,10 @@ def summary(cold_figures: dict[str, Any], warm_figures: dict[str, Any], memory_f
         print(f"{row[0]:48} {row[1]:34} {row[2]:22} {row[3]}")
 
 
-def main(rounds: int = 5, profile: bool = False, proxy_as_is: bool = False) -> dict[str, Any]:
+def main(rounds: int = 5, profile: bool = False) -> dict[str, Any]:
     sys.path[:0] = [str(ROOT / "models")]
     scratch = Path(tempfile.mkdtemp(prefix="bench-text-"))
-    s3 = TextS3(nagle=proxy_as_is)
+    s3 = TextS3()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
     changed = subprocess.run(["git", "status", "--porcelain", "--", "layers", "functions"], cwd=ROOT,
@@ -738,8 +716,7 @@ def main(rounds: int = 5, profile: bool = False, proxy_as_is: bool = False) -> d
     try:
         print(f"all-minilm-l6-v2: FP32 {s3.built.fp32.stat().st_size / 1e6:.1f} MB, INT8 "
               f"{s3.built.int8.stat().st_size / 1e6:.1f} MB; S3: moto behind bench/model_loading.py's throttling proxy "
-              f"(~90 MB/s and ~20 ms to first byte per connection; a simulation; Nagle "
-              f"{'on, as model_loading.py starts it' if proxy_as_is else 'off'})")
+              f"(~90 MB/s and ~20 ms to first byte per connection; a simulation)")
         cold_figures = cold(s3, rounds, scratch)
         if profile:
             profile_cold(s3, scratch, "FP32")
@@ -758,8 +735,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of a cold first embedding")
-    parser.add_argument("--proxy-as-is", action="store_true",
-                        help="the proxy exactly as model_loading.py starts it (Nagle on: ~40 ms more per GET "
-                             "on a reused connection)")
     arguments = parser.parse_args()
-    main(arguments.rounds, arguments.profile, arguments.proxy_as_is)
+    main(arguments.rounds, arguments.profile)
