@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
-import json
 import sys
 import time
 import traceback

@@ -16,7 +16,7 @@ from . import __version__
 from .errors import (
     UNEXPECTED,
     BadInputError,
-    ErrorBody,
+    ErrorWriter,
     MethodNotAllowedError,
     PredictionError,
     RouteNotFoundError,
@@ -86,7 +86,7 @@ def create_app(
     public_paths: Collection[str] = (),
     binary_bodies: bool = False,
     max_body_bytes: int = MAX_BODY_BYTES,
-    error_body: ErrorBody = error_body,
+    error_body: ErrorWriter = error_body,
 ) -> FastAPI:
     """A function's app serving `routers`.
 

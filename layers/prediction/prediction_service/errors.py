@@ -153,7 +153,7 @@ class AuthConfigError(PredictionError):
 UNEXPECTED = "the server could not answer; the error is logged"
 
 # How an app writes its error body: error_body (the API's own) or protocol_error_body (v2).
-ErrorBody = Callable[..., dict[str, Any]]
+ErrorWriter = Callable[..., dict[str, Any]]
 
 
 def error_body(error: PredictionError, request_id: str | None = None, **extra: Any) -> dict[str, Any]:

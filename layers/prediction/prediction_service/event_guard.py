@@ -33,7 +33,7 @@ import logging
 import re
 from typing import Any
 
-from .errors import BadInputError, ErrorBody, error_body
+from .errors import BadInputError, ErrorWriter, error_body
 from .observability import Handler
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class MalformedEvent(Exception):
     """What is wrong with the event, in words safe to answer (no header values, no body)."""
 
 
-def refuse_malformed_events(handler: Handler, body: ErrorBody = error_body) -> Handler:
+def refuse_malformed_events(handler: Handler, body: ErrorWriter = error_body) -> Handler:
     """`handler` (Mangum) called only with events it can read; 400 for the others, in the
     app's error body (`body`)."""
 
@@ -63,7 +63,7 @@ def refuse_malformed_events(handler: Handler, body: ErrorBody = error_body) -> H
     return guarded
 
 
-def refusal(reason: str, body: ErrorBody = error_body) -> dict[str, Any]:
+def refusal(reason: str, body: ErrorWriter = error_body) -> dict[str, Any]:
     """The API Gateway proxy response refusing an event (both payload versions read it)."""
     content = body(BadInputError(f"malformed Lambda event: {reason}"))
     return {

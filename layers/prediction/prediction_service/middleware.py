@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .auth import bearer_token, default_verifier
 from .errors import (
     AuthConfigError,
-    ErrorBody,
+    ErrorWriter,
     PayloadTooLargeError,
     PredictionError,
     UnauthorizedError,
@@ -74,7 +74,7 @@ class JsonBodyGuard:
     """
 
     def __init__(
-        self, app: ASGIApp, *, max_bytes: int = MAX_BODY_BYTES, binary: bool = False, error_body: ErrorBody = error_body
+        self, app: ASGIApp, *, max_bytes: int = MAX_BODY_BYTES, binary: bool = False, error_body: ErrorWriter = error_body
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
@@ -135,7 +135,7 @@ class BearerAuth:
     """
 
     def __init__(
-        self, app: ASGIApp, *, public_paths: Collection[str] = (), error_body: ErrorBody = error_body
+        self, app: ASGIApp, *, public_paths: Collection[str] = (), error_body: ErrorWriter = error_body
     ) -> None:
         self.app = app
         self.public_paths = frozenset(public_paths)
@@ -168,7 +168,7 @@ def _route_path(scope: Scope) -> str:
     return path[len(root) :] if root and path.startswith(root) else path
 
 
-async def refuse(error: PredictionError, scope: Scope, receive: Receive, send: Send, body: ErrorBody) -> None:
+async def refuse(error: PredictionError, scope: Scope, receive: Receive, send: Send, body: ErrorWriter) -> None:
     """Answer the request with `error` in the app's error body, and log it."""
     log_error(error)
     await error_response(error, scope, body)(scope, receive, send)

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from starlette.responses import JSONResponse, Response
 from starlette.types import Scope
 
-from .errors import ErrorBody, PredictionError, error_body
+from .errors import ErrorWriter, PredictionError, error_body
 from .timing import elapsed_ms
 
 JSON = "application/json"
@@ -21,7 +21,7 @@ def json_response(body: BaseModel, status_code: int = 200) -> Response:
     return Response(body.model_dump_json(exclude_none=True), status_code=status_code, media_type=JSON)
 
 
-def error_response(error: PredictionError, scope: Scope, body: ErrorBody = error_body) -> JSONResponse:
+def error_response(error: PredictionError, scope: Scope, body: ErrorWriter = error_body) -> JSONResponse:
     """`error` in the app's error body, with its status code, headers, request id and duration."""
     content = body(error, request_id(scope), duration_ms=elapsed_ms(started_at(scope)))
     return JSONResponse(content, status_code=error.http_status, headers=error.headers)
