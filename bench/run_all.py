@@ -33,14 +33,15 @@ def chart(results: dict[str, Any], path: Path) -> None:
     left.set_title("Batch latency by batch size")
     left.legend()
     cold = results["cold_start"]
-    steps = {k.split("step: ", 1)[1]: v * 1000 for k, v in cold.items() if "step: " in k}
+    steps = {k.split("step: ", 1)[1]: v * 1000 for k, v in cold.items() if k.startswith("step: ")}
+    ours = {name: ms for name, ms in steps.items() if not name.startswith("bare import")}
     left_edge = 0.0
-    for name, ms in steps.items():
-        right.barh(["init steps"], [ms], left=left_edge, label=f"{name} ({ms:.0f} ms)")
+    for name, ms in ours.items():
+        right.barh(["our init, step by step"], [ms], left=left_edge, label=f"{name} ({ms:.0f} ms)")
         left_edge += ms
-    right.barh(["bare import (5 libraries)"], [cold["bare import of the five libraries"] * 1000], color="grey")
-    for prefetch in ("none", "all"):
-        right.barh([f"whole init, prefetch={prefetch}"], [cold[f"prefetch={prefetch}: init + first request"] * 1000])
+    right.barh(["bare import (5 libraries)"], [cold["bare import"] * 1000], color="grey")
+    for label in ("first forecast", "first classification", "first /api/runs"):
+        right.barh([f"{label} (whole process)"], [cold[label] * 1000])
     right.set_xlabel("milliseconds")
     right.set_title("Cold start breakdown")
     right.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
