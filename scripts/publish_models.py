@@ -8,6 +8,9 @@ use), so a manifest they would refuse is never uploaded. Each file is checked ag
 the sha256 the manifest gives before it is sent, and sent with that checksum so S3
 verifies it too. The manifest goes last, so a reader never sees a manifest naming
 files that are not there yet. Nothing is uploaded unless every check passes.
+
+The manifest is uploaded as JSON (the same document, its comments left out): the functions
+read JSON without a YAML parser, which their cold start would otherwise import.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ MODELS_DIR = ROOT / "models"
 sys.path.insert(0, str(ROOT / "layers" / "prediction"))
 
 from prediction_service.errors import ManifestError  # noqa: E402
-from prediction_service.manifest import Manifest  # noqa: E402
+from prediction_service.manifest import Manifest, document  # noqa: E402
 
 
 def manifest_files(models_dir: Path) -> dict[str, str]:
@@ -82,7 +85,10 @@ def publish(
     if text_models is not None:
         entries, text_files = text_model_entries(text_models)
         manifest = manifest.rstrip(b"\n") + b"\n" + entries.encode()
-        Manifest.parse(manifest)  # the combined manifest must parse too
+        try:
+            Manifest.parse(manifest)  # the combined manifest must parse too
+        except ManifestError as exc:
+            raise ValueError(f"the manifest with the text models is refused by the functions' parser: {exc.detail}") from exc
         sources.update({relative: (path, None) for relative, path in text_files.items()})
     bodies = {}
     for relative, (path, expected) in sorted(sources.items()):
@@ -95,9 +101,14 @@ def publish(
     for relative, (body, checksum) in bodies.items():
         s3.put_object(Bucket=bucket, Key=prefix + relative, Body=body, ChecksumSHA256=checksum)
         written.append(prefix + relative)
-    s3.put_object(Bucket=bucket, Key=prefix + "manifest.yaml", Body=manifest)
+    s3.put_object(Bucket=bucket, Key=prefix + "manifest.yaml", Body=as_json(manifest), ContentType="application/json")
     written.append(prefix + "manifest.yaml")
     return written
+
+
+def as_json(manifest: bytes) -> bytes:
+    """The (already validated) manifest as JSON: the same document, without its comments."""
+    return json.dumps(document(manifest), indent=2).encode() + b"\n"
 
 
 def stack_output(stack: str, key: str) -> str:

@@ -33,8 +33,9 @@ class CountingStore:
     """The real S3 store (prediction_service.store.S3Store), counting its reads; optionally slow
     or failing, to stage races and faults. Injected through composition.build_components.
 
-    `fetches` has every GET of an object, in memory or streamed to a file (`download` adds
-    `(key, None)`); `downloads` only the streamed ones, `heads` the HEAD requests."""
+    `fetches` has every GET of an object whose body was read, in memory or streamed to a file
+    (`download` adds `(key, None)`); `downloads` only the streamed ones; `heads` the requests that
+    read no body: HEADs, and the GETs of `fetch_small` that only told a size or failed."""
 
     def __init__(self, inner: Any, delay: float = 0.0) -> None:
         self.inner = inner
@@ -52,6 +53,23 @@ class CountingStore:
         if self.fail is not None:
             raise self.fail
         return self.inner.fetch(key, if_none_match)
+
+    def fetch_small(self, key: str, limit: int) -> Any:
+        time.sleep(self.delay)
+        try:
+            if self.fail is not None:
+                raise self.fail
+            result = self.inner.fetch_small(key, limit)
+        except Exception:
+            with self._lock:
+                self.heads.append(key)
+            raise
+        with self._lock:
+            if hasattr(result, "body"):
+                self.fetches.append((key, None))
+            else:
+                self.heads.append(key)
+        return result
 
     def head(self, key: str) -> Any:
         with self._lock:

@@ -105,7 +105,10 @@ def test_evictions_are_published(s3: Any, capsys: Any, monkeypatch: Any) -> None
     capsys.readouterr()
     models.handler(load_event(ROOT / "events/models_forecast_drive_stats_a.json"), lambda_context())
     (blob,) = [b for b in emitted(capsys)[0] if "Predictions" in b]
-    assert total(blob, "CacheEvictions") == 2  # manifest, then model: each pushed out by the next file
+    # each file pushes out the one before (the model and its dataset load side by side, so how many
+    # times each comes back depends on which lands first): the metric is what the cache counted
+    evictions = components().cache.stats.evictions
+    assert evictions >= 2 and total(blob, "CacheEvictions") == evictions
 
 
 def test_stale_served_is_published(s3: Any, capsys: Any, monkeypatch: Any) -> None:

@@ -18,6 +18,20 @@ def test_files_go_first_and_the_manifest_last(s3: Any) -> None:
     assert keys[-1] == "v2/manifest.yaml" and len(keys) == len(manifest_files(ROOT / "models")) + 1
 
 
+def test_the_manifest_is_uploaded_as_json_that_reads_as_the_yaml_does(s3: Any) -> None:
+    """JSON, so the functions need no YAML parser at their cold start; the same document."""
+    import json
+
+    import yaml
+    from prediction_service.manifest import Manifest
+
+    publish(s3, "test-models", "json/")
+    uploaded = s3.get_object(Bucket="test-models", Key="json/manifest.yaml")["Body"].read()
+    written = (ROOT / "models" / "manifest.yaml").read_bytes()
+    assert json.loads(uploaded) == yaml.safe_load(written)
+    assert Manifest.parse(uploaded) == Manifest.parse(written)
+
+
 def test_a_file_that_does_not_match_the_manifest_is_not_uploaded(s3: Any, tmp_path: Path) -> None:
     models = tmp_path / "models"
     shutil.copytree(ROOT / "models", models)

@@ -104,10 +104,10 @@ def test_batch_items_run_in_parallel(s3: Any, cache_dir: Any) -> None:
     lock = threading.Lock()
 
     class SlowModels(CountingStore):
-        def fetch(self, key: str, if_none_match: str | None = None) -> Any:
+        def fetch_small(self, key: str, limit: int) -> Any:
             start = time.perf_counter()
             time.sleep(0.3 if key.endswith(".onnx") else 0)
-            result = super().fetch(key, if_none_match)
+            result = super().fetch_small(key, limit)
             if key.endswith(".onnx"):
                 with lock:
                     spans.append((start, time.perf_counter()))

@@ -62,8 +62,14 @@ def principal_for(token: str, hashes: tuple[str, ...]) -> Principal | None:
 
 
 class TokenVerifier:
-    def __init__(self, load_hashes: Callable[[], tuple[str, ...]]) -> None:
+    def __init__(self, load_hashes: Callable[[], tuple[str, ...]], expire: Callable[[], None] | None = None) -> None:
         self._load_hashes = load_hashes
+        self._expire = expire
+
+    def expire(self) -> None:
+        """Forget cached hashes, so the next check reads them again (what `max_age` does in time)."""
+        if self._expire is not None:
+            self._expire()
 
     def hashes(self) -> tuple[str, ...]:
         """The accepted token hashes. Raises when they cannot be read (AuthConfigError, SSM errors)."""
@@ -78,11 +84,19 @@ class TokenVerifier:
         return principal_for(token, self.hashes())
 
 
-def _ssm_hashes(parameter: str) -> tuple[str, ...]:
-    from aws_lambda_powertools.utilities import parameters
+def _ssm_verifier(parameter: str) -> TokenVerifier:
+    """Hashes read through Powertools' SSM provider, on a client of the library's AWS session
+    (aws.py: cheaper to make, and sharing what the S3 client has loaded)."""
+    from aws_lambda_powertools.utilities.parameters import SSMProvider
 
-    raw = parameters.get_parameter(parameter, decrypt=True, max_age=TOKEN_HASHES_MAX_AGE)
-    return parse_hashes(str(raw))
+    from .aws import client
+
+    provider = SSMProvider(boto3_client=client("ssm"))
+
+    def load() -> tuple[str, ...]:
+        return parse_hashes(str(provider.get(parameter, decrypt=True, max_age=TOKEN_HASHES_MAX_AGE)))
+
+    return TokenVerifier(load, provider.clear_cache)
 
 
 @functools.cache
@@ -90,7 +104,7 @@ def default_verifier() -> TokenVerifier:
     """The verifier of this execution environment, configured from the environment."""
     parameter = os.environ.get("API_TOKEN_HASHES_PARAMETER", "").strip()
     if parameter:
-        return TokenVerifier(lambda: _ssm_hashes(parameter))
+        return _ssm_verifier(parameter)
     local = os.environ.get("API_TOKEN_HASHES", "")
     if not local.strip():
         raise AuthConfigError("set API_TOKEN_HASHES_PARAMETER (SSM) or API_TOKEN_HASHES to the token hashes")

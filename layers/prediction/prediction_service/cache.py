@@ -7,11 +7,12 @@
   download while the execution environment lives. Only files this cache wrote or verified
   count, and a file being downloaded, verified or opened is never evicted;
   `shutil.disk_usage` guards against space that others use.
-- Loading a pinned file: a HEAD gives its size first, and a file that cannot fit the memory or
-  the /tmp budget is refused before a byte downloads (`CapacityError`: "it needs N MB of /tmp,
-  the function has M MB for models"). Files from `stream_threshold` up stream into a temporary
-  file with their sha256 computed on the way (`ObjectStore.download`: parallel ranged GETs);
-  smaller ones come in one GET (`fetch`). The file takes its sha256 as its name only once the
+- Loading a pinned file: one GET (`ObjectStore.fetch_small`) brings a file smaller than
+  `stream_threshold` whole; for a larger one its headers give the size and its body is left
+  unread. A file that cannot fit the memory or the /tmp budget is refused before its body
+  downloads (`CapacityError`: "it needs N MB of /tmp, the function has M MB for models"). Large
+  files stream into a temporary file with their sha256 computed on the way
+  (`ObjectStore.download`: parallel ranged GETs). The file takes its sha256 as its name only once the
   digest matches the manifest; a failed, corrupt or refused download leaves nothing behind.
   `get_file` hands the parser the file's path (an ONNX session is built from the file, so the
   model's bytes are never all in Python memory); `get` hands it the bytes (small files).
@@ -234,9 +235,10 @@ class ArtifactCache:
                     self.stats.disk_loads += 1
                     return self._remember(key, value, "", sha256, size)
             started = time.perf_counter()
-            info = self._store.head(key)
+            first = self._store.fetch_small(key, self._stream_threshold)
+            info = first if isinstance(first, ObjectInfo) else ObjectInfo(len(first.body), first.etag)
             self._check_memory(key, info.size)
-            got = self._download(key, sha256, info)
+            got = self._download(key, sha256, info, first if isinstance(first, StoredObject) else None)
             try:
                 value = self._open(key, path, open_file, got.size)
             except PredictionError:
@@ -245,20 +247,18 @@ class ArtifactCache:
             self._count_s3_load(key, started)
             return self._remember(key, value, info.etag, sha256, got.size)
 
-    def _download(self, key: str, sha256: str, info: ObjectInfo) -> Streamed:
-        """The file at `<cache_dir>/<sha256>`, checked against the manifest's sha256 as it arrived."""
+    def _download(self, key: str, sha256: str, info: ObjectInfo, fetched: StoredObject | None) -> Streamed:
+        """The file at `<cache_dir>/<sha256>`, checked against the manifest's sha256 as it arrived:
+        written from `fetched` (a small file, already read), else streamed from S3."""
         self._reserve_disk(key, info.size)
         temporary: Path | None = None
         try:
             fd, name = tempfile.mkstemp(dir=self._dir, prefix=".download-")
             temporary = Path(name)
             with os.fdopen(fd, "wb") as out:
-                if info.size < self._stream_threshold:
-                    obj = self._store.fetch(key)
-                    if obj is None:
-                        raise StoreError("S3 answered 'not modified' to an unconditional GET", detail=key)
+                if fetched is not None:
                     writer = HashingWriter(out)
-                    writer.write(obj.body)
+                    writer.write(fetched.body)
                     got = writer.result()
                 else:
                     got = self._store.download(key, out, info)

@@ -9,28 +9,44 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .cache import ArtifactCache, CacheStats
-from .inference_service import InferenceService
 from .registry import ModelRegistry
-from .runs import BlockRunner, RunRecorder
 from .service import PredictionService
 from .settings import Settings
 from .store import S3Store
 
+if TYPE_CHECKING:
+    from .inference_service import InferenceService
+    from .runs import BlockRunner
+
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
 class Components:
-    settings: Settings
-    store: S3Store
-    cache: ArtifactCache
-    registry: ModelRegistry
-    service: PredictionService
-    inference: InferenceService
-    runner: BlockRunner
+    """The parts. The v2 service and the runs runner are built (and their modules imported) on
+    first use: a function that serves neither never pays for them at its cold start."""
+
+    def __init__(self, settings: Settings, store: S3Store, cache: ArtifactCache, registry: ModelRegistry,
+                 service: PredictionService) -> None:
+        self.settings = settings
+        self.store = store
+        self.cache = cache
+        self.registry = registry
+        self.service = service
+
+    @functools.cached_property
+    def inference(self) -> InferenceService:
+        from .inference_service import InferenceService
+
+        return InferenceService(self.registry)
+
+    @functools.cached_property
+    def runner(self) -> BlockRunner:
+        from .runs import BlockRunner, RunRecorder
+
+        return BlockRunner(self.service, RunRecorder(self.store, self.settings.records_prefix))
 
 
 def build_components(
@@ -55,8 +71,7 @@ def build_components(
         clock=clock,
     )
     service = PredictionService(registry, batch_workers=settings.batch_workers)
-    runner = BlockRunner(service, RunRecorder(store, settings.records_prefix))
-    return Components(settings, store, cache, registry, service, InferenceService(registry), runner)
+    return Components(settings, store, cache, registry, service)
 
 
 @functools.cache

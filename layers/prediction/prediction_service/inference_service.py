@@ -107,6 +107,8 @@ class InferenceService:
     def _served(self, spec: ModelSpec) -> OnnxModel | TextEncoder:
         """The model as the protocol sees it: its graph, or for a text model the tokenizer in front
         of it (text in, embeddings out)."""
+        if not self.registry.files_in_memory(spec, tables=False):
+            self.registry.load(spec, tables=False)  # the model and its tokenizer at once (no data tables)
         model = self.registry.model(spec)
         if spec.kind == "text-embedding":
             return TextEncoder(model, self.registry.tokenizer(spec), spec.max_tokens)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import ConfigDict, Field, StrictBool, StrictInt
+
+from .schemas import Schema
 
 PLATFORM = "onnx_onnxv1"
 Datatype = Literal[
@@ -15,7 +17,7 @@ Datatype = Literal[
 MAX_TENSORS = 64  # inputs or outputs named in one request
 
 
-class Parameters(BaseModel):
+class Parameters(Schema):
     """Key/value parameters. Those of Triton's binary tensor extension are typed; others pass."""
 
     model_config = ConfigDict(extra="allow")
@@ -25,7 +27,7 @@ class Parameters(BaseModel):
     binary_data_output: StrictBool | None = Field(default=None, description="answer every output as raw bytes")
 
 
-class RequestInput(BaseModel):
+class RequestInput(Schema):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=256)
@@ -35,14 +37,14 @@ class RequestInput(BaseModel):
     data: Any = Field(default=None, description="row-major values, flat or nested; absent with binary_data_size")
 
 
-class RequestOutput(BaseModel):
+class RequestOutput(Schema):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=256)
     parameters: Parameters | None = None
 
 
-class InferenceRequest(BaseModel):
+class InferenceRequest(Schema):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -62,7 +64,7 @@ class InferenceRequest(BaseModel):
     outputs: list[RequestOutput] | None = Field(default=None, max_length=MAX_TENSORS)
 
 
-class ResponseOutput(BaseModel):
+class ResponseOutput(Schema):
     name: str
     shape: list[int]
     datatype: str
@@ -70,7 +72,7 @@ class ResponseOutput(BaseModel):
     data: list[Any] | None = None
 
 
-class InferenceResponse(BaseModel):
+class InferenceResponse(Schema):
     model_name: str
     model_version: str | None = None
     id: str | None = None
@@ -78,13 +80,13 @@ class InferenceResponse(BaseModel):
     outputs: list[ResponseOutput]
 
 
-class TensorMetadata(BaseModel):
+class TensorMetadata(Schema):
     name: str
     datatype: str
     shape: list[int] = Field(description="-1 for a dynamic dimension")
 
 
-class ModelMetadata(BaseModel):
+class ModelMetadata(Schema):
     name: str
     versions: list[str]
     platform: str = PLATFORM
@@ -92,26 +94,26 @@ class ModelMetadata(BaseModel):
     outputs: list[TensorMetadata]
 
 
-class ServerMetadata(BaseModel):
+class ServerMetadata(Schema):
     name: str
     version: str
     extensions: list[str]
 
 
-class ServerLive(BaseModel):
+class ServerLive(Schema):
     live: bool
 
 
-class ServerReady(BaseModel):
+class ServerReady(Schema):
     ready: bool
 
 
-class ModelReady(BaseModel):
+class ModelReady(Schema):
     name: str
     ready: bool
 
 
-class ProtocolError(BaseModel):
+class ProtocolError(Schema):
     """The protocol's error body, for every refused or failed v2 request."""
 
     error: str

@@ -112,6 +112,7 @@ class PredictionService:
             return self._embed(spec, request)
         if request.texts is not None:
             raise BadInputError(f"model {spec.name!r} is a {spec.kind} model: texts are for text-embedding models")
+        self._load(spec, tables=request.inputs is None)
         session = self.registry.model(spec).session
         base = {"status": PredictStatus.SUCCESS, "model_name": spec.name, "model_version": spec.version}
         if spec.kind == "forecast":
@@ -143,6 +144,7 @@ class PredictionService:
     def _embed(self, spec: ModelSpec, request: PredictRequest) -> tuple[PredictResponse, float]:
         if request.texts is None or request.inputs is not None or request.ids is not None or request.probability:
             raise BadInputError(f'model {spec.name!r} embeds texts: send {{"texts": ["...", ...]}}')
+        self._load(spec, tables=False)
         result = embed(self.registry.model(spec), self.registry.tokenizer(spec), request.texts, spec.max_tokens)
         response = PredictResponse(
             status=PredictStatus.SUCCESS,
@@ -154,6 +156,12 @@ class PredictionService:
             duration_ms=0,
         )
         return response, result.inference_ms
+
+    def _load(self, spec: ModelSpec, *, tables: bool) -> None:
+        """A cold model's files all at once (the warm path only checks that they are in memory);
+        `tables` when the request reads the model's own data."""
+        if not self.registry.files_in_memory(spec, tables=tables):
+            self.registry.load(spec, tables=tables)
 
     def _window(self, spec: ModelSpec, request: PredictRequest) -> np.ndarray:
         assert spec.lookback is not None and spec.dataset is not None

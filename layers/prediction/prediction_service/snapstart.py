@@ -67,21 +67,18 @@ def before_snapshot() -> None:
 
 def after_restore() -> None:
     """Renew what must be unique or fresh in each restored environment."""
-    import boto3
-    from aws_lambda_powertools.utilities import parameters
-
     from .auth import default_verifier
+    from .aws import renew_session
     from .composition import components
     from .store import s3_client
 
     parts = components()
-    boto3.DEFAULT_SESSION = None  # credentials are resolved again, from the restored environment
+    renew_session()  # credentials are resolved again, from the restored environment
     parts.store.renew(s3_client(parts.settings))
     seed = int.from_bytes(os.urandom(16), "big")
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    default_verifier.cache_clear()
-    parameters.clear_caches()  # Powertools' SSM provider: its client and cached values
+    default_verifier.cache_clear()  # with it, its SSM provider: its client and cached values
     parts.cache.expire(parts.settings.manifest_key)
 
 

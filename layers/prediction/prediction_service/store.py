@@ -8,16 +8,17 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
-import boto3
-from boto3.s3.transfer import TransferConfig, create_transfer_manager
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, FlexibleChecksumError
 from s3transfer.exceptions import RetriesExceededError
 from s3transfer.subscribers import BaseSubscriber
 
+from .aws import client as aws_client
 from .errors import IntegrityError, ObjectNotFoundError, StoreError
 
 if TYPE_CHECKING:
+    from boto3.s3.transfer import TransferConfig
+
     from .settings import Settings
 
 MB = 1024 * 1024
@@ -63,6 +64,10 @@ class Streamed:
 class ObjectStore(Protocol):
     def fetch(self, key: str, if_none_match: str | None = None) -> StoredObject | None:
         """The object's bytes and ETag, or None when `if_none_match` still matches."""
+
+    def fetch_small(self, key: str, limit: int) -> StoredObject | ObjectInfo:
+        """The object's bytes and ETag if it is smaller than `limit` bytes, in one GET; else only its
+        size and ETag, from that GET's headers, its body left unread."""
 
     def head(self, key: str) -> ObjectInfo:
         """The object's size and ETag, without its bytes."""
@@ -110,7 +115,10 @@ class _KnownObject(BaseSubscriber):
 
 def transfer_config(attempts: int = 2, part_size: int = PART_SIZE, parallel: int = PARALLEL_PARTS) -> TransferConfig:
     """The managed transfer's settings: `parallel` ranged GETs of `part_size` for an object of
-    two parts or more; `attempts` per part whose stream breaks (S3_MAX_ATTEMPTS)."""
+    two parts or more; `attempts` per part whose stream breaks (S3_MAX_ATTEMPTS). boto3's
+    transfer module is imported here, for the first large file: small models never need it."""
+    from boto3.s3.transfer import TransferConfig
+
     config = TransferConfig(
         multipart_threshold=2 * part_size,
         multipart_chunksize=part_size,
@@ -131,22 +139,23 @@ def s3_client(settings: Settings) -> Any:
         # Room for the transfer's parallel GETs beside the requests of the batch's threads.
         max_pool_connections=PARALLEL_PARTS + settings.batch_workers + 2,
     )
-    return boto3.client("s3", endpoint_url=settings.s3_endpoint_url, config=config)
+    return aws_client("s3", endpoint_url=settings.s3_endpoint_url, config=config)
 
 
 class S3Store:
     """Reads objects from one bucket; every failure becomes a `StoreError`."""
 
-    def __init__(self, bucket: str, client: Any, transfer: TransferConfig | None = None) -> None:
+    def __init__(self, bucket: str, client: Any, transfer: TransferConfig | None = None, attempts: int = 2) -> None:
         self.bucket = bucket
         self._client = client
-        self._transfer = transfer or transfer_config()
+        self._transfer = transfer
+        self._attempts = attempts
         self._manager: Any = None
         self._manager_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3Store:
-        return cls(settings.model_bucket, s3_client(settings), transfer_config(settings.s3_max_attempts))
+        return cls(settings.model_bucket, s3_client(settings), attempts=settings.s3_max_attempts)
 
     def renew(self, client: Any) -> None:
         """Use `client` from now on (new connections, freshly resolved credentials): after a
@@ -169,6 +178,21 @@ class S3Store:
             if code in ("304", "NotModified"):
                 return None
             raise self._error("read", key, code, exc) from exc
+        except BotoCoreError as exc:
+            raise self._error("read", key, "", exc) from exc
+
+    def fetch_small(self, key: str, limit: int) -> StoredObject | ObjectInfo:
+        """One GET instead of a HEAD and a GET for the small files most models and tables are; a
+        large one's GET is closed once its headers have told its size (the caller streams it)."""
+        try:
+            response = self._client.get_object(Bucket=self.bucket, Key=key)
+            size, etag = int(response["ContentLength"]), response["ETag"]
+            if size >= limit:
+                response["Body"].close()
+                return ObjectInfo(size=size, etag=etag)
+            return StoredObject(body=response["Body"].read(), etag=etag)
+        except ClientError as exc:
+            raise self._error("read", key, _code(exc), exc) from exc
         except BotoCoreError as exc:
             raise self._error("read", key, "", exc) from exc
 
@@ -213,6 +237,9 @@ class S3Store:
         download of this process together, however many models load at once."""
         with self._manager_lock:
             if self._manager is None:
+                from boto3.s3.transfer import create_transfer_manager
+
+                self._transfer = self._transfer or transfer_config(self._attempts)
                 self._manager = create_transfer_manager(self._client, self._transfer)
             return self._manager
 

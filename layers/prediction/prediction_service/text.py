@@ -9,19 +9,25 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from tokenizers import Tokenizer
 
 from .errors import BadInputError, IntegrityError, ModelOutputError
 from .inference import OnnxModel, TensorSpec
 from .schemas import MAX_TEXTS
 
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
 MAX_TEXT_CHARACTERS = 10_000  # characters in one text (the model reads at most `max_tokens` word pieces)
 
 
 def load_tokenizer(raw: bytes) -> Tokenizer:
-    """A tokenizer.json, set to pad each batch to its longest text (the file may say otherwise)."""
+    """A tokenizer.json, set to pad each batch to its longest text (the file may say otherwise).
+    `tokenizers` is imported here, when a text model first loads: other models never pay for it."""
+    from tokenizers import Tokenizer
+
     try:
         tokenizer = Tokenizer.from_str(raw.decode("utf-8"))
     except Exception as exc:  # tokenizers raises its own exception type for a bad file
