@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 # With PREFETCH_MODELS set, start fetching models now, overlapping S3 with the imports below;
-# with SnapStart, the hooks load them before the snapshot instead.
+# with SnapStart, the hooks lambda_handler registers load them before the snapshot instead.
 from prediction_service.composition import cache_stats, prefetch_in_background
-from prediction_service.snapstart import register_hooks
 
 prefetch_in_background()
-register_hooks()  # with SnapStart on: models loaded before the snapshot, state renewed after a restore
 
 from prediction_service.app import create_app
 from prediction_service.handler import lambda_handler

@@ -23,6 +23,7 @@ SERVICES = ("s3", "ssm")
 
 _lock = threading.Lock()
 _session: botocore.session.Session | None = None
+_loader: KnownServicesLoader | None = None  # the data files it read (models, endpoints): no credentials
 
 
 class KnownServicesLoader(Loader):
@@ -44,10 +45,14 @@ class KnownServicesLoader(Loader):
 
 
 def _new_session() -> botocore.session.Session:
+    """A session (its credentials resolved anew when a client is made) on this process's loader."""
+    global _loader
     session = botocore.session.get_session()
-    data_path = session.get_config_variable("data_path")  # AWS_DATA_PATH, as botocore's own loader reads it
-    extra = [os.path.expanduser(os.path.expandvars(p)) for p in data_path.split(os.pathsep)] if data_path else None
-    session.register_component("data_loader", KnownServicesLoader(extra_search_paths=extra))
+    if _loader is None:
+        data_path = session.get_config_variable("data_path")  # AWS_DATA_PATH, as botocore's own loader reads it
+        extra = [os.path.expanduser(os.path.expandvars(p)) for p in data_path.split(os.pathsep)] if data_path else None
+        _loader = KnownServicesLoader(extra_search_paths=extra)
+    session.register_component("data_loader", _loader)
     return session
 
 
@@ -67,7 +72,8 @@ def client(service: str, **kwargs: Any) -> Any:
 
 def renew_session() -> None:
     """Forget the session, so the next client resolves credentials again (after a SnapStart restore,
-    the snapshot's must not be reused)."""
+    the snapshot's must not be reused). The loader stays: what it holds is botocore's data files,
+    read from disk, the same in every environment, and reading them again took about 60 ms."""
     global _session
     with _lock:
         _session = None

@@ -17,7 +17,13 @@ if TYPE_CHECKING:
 
 
 def lambda_handler(app: FastAPI, cache_stats: Callable[[], CacheStats | None] | None = None) -> Handler:
-    """The handler `template.yaml` names (`app.handler`). `cache_stats`: the artifact cache's
-    counters, published as metrics after each invocation (functions that read models).
-    Malformed events are refused in the app's own error body."""
-    return instrument(refuse_malformed_events(Mangum(app, lifespan="off"), app.state.error_body), cache_stats)
+    """The handler `template.yaml` names (`app.handler`). Malformed events are refused in the
+    app's own error body. `cache_stats`, for the functions that serve models: the artifact
+    cache's counters, published as metrics after each invocation; and SnapStart's hooks are
+    registered for them (snapstart.py: they run only where SnapStart is on)."""
+    handler = instrument(refuse_malformed_events(Mangum(app, lifespan="off"), app.state.error_body), cache_stats)
+    if cache_stats is not None:
+        from .snapstart import register_hooks
+
+        register_hooks(handler)
+    return handler

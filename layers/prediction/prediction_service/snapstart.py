@@ -2,8 +2,11 @@
 restores one (`snapshot_restore_py`, bundled in Lambda's Python runtime).
 
 Before the snapshot the environment does what a first request would: it loads the manifest
-and the models (all, or those `SNAPSHOT_MODELS` names), runs each once so its session is
-warm, and builds every answer type once. The snapshot then holds loaded models.
+and the models (all, or those `SNAPSHOT_MODELS` names), predicts once with each so its
+session is warm and every body's validator is built, sends one request through the handler
+(refused for want of a token: Mangum, the middleware and the error body all run), then
+freezes the garbage collector's view of everything loaded (`gc.freeze`), so the collections
+after a restore never scan it. The snapshot then holds loaded, warmed models.
 
 After a restore the snapshot's state must not be trusted as fresh (AWS's SnapStart
 uniqueness guidance): the S3 client (its connections and credentials) is replaced, the
@@ -13,38 +16,49 @@ and the manifest is revalidated on the first request (a conditional GET).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import random
-from typing import TYPE_CHECKING
-
-import numpy as np
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
 from .errors import PredictionError
 from .schemas import PredictRequest
-from .tensors import DTYPES
 
 if TYPE_CHECKING:
     from .composition import Components
+    from .observability import Handler
 
 logger = logging.getLogger(__name__)
 
+# A request no token accompanies: it runs the whole request path and answers 401.
+WARM_UP_EVENT: dict[str, Any] = {
+    "version": "2.0", "routeKey": "$default", "rawPath": "/v1/models", "rawQueryString": "",
+    "headers": {"host": "snapshot.invalid", "user-agent": "snapstart-warm-up"},
+    "requestContext": {"http": {"method": "GET", "path": "/v1/models", "protocol": "HTTP/1.1",
+                                "sourceIp": "127.0.0.1", "userAgent": "snapstart-warm-up"},
+                       "requestId": "snapstart-warm-up", "routeKey": "$default", "stage": "$default"},
+    "isBase64Encoded": False,
+}
 
-def register_hooks() -> bool:
-    """Register the hooks with the runtime; False where snapshot_restore_py is not installed
-    (outside Lambda), where nothing would call them."""
+
+def register_hooks(handler: Handler) -> bool:
+    """Register the hooks with the runtime, `handler` being the function's own (to warm its request
+    path); False where snapshot_restore_py is not installed (outside Lambda), where nothing would
+    call them."""
     try:
         from snapshot_restore_py import register_after_restore, register_before_snapshot
     except ImportError:
         return False
-    register_before_snapshot(before_snapshot)
+    register_before_snapshot(before_snapshot, handler)
     register_after_restore(after_restore)
     return True
 
 
-def before_snapshot() -> None:
-    """Load and warm the models the snapshot should hold. A model that fails is logged and left
-    to load on its first request: a snapshot is never refused for it."""
+def before_snapshot(handler: Handler | None = None) -> None:
+    """Load and warm the models the snapshot should hold, then the request path. A model that fails
+    is logged and left to load on its first request: a snapshot is never refused for it."""
     from .composition import components
 
     parts = components()
@@ -54,19 +68,28 @@ def before_snapshot() -> None:
         specs = [s for s in parts.registry.manifest().models if names is None or s.name in names]
     except PredictionError as exc:
         logger.warning("snapshot holds no model: the manifest could not be loaded: %s", exc.detail)
-        return
+        specs = []
     for spec in specs:
         try:
             parts.registry.load(spec)
             _warm(parts, spec.name)
         except PredictionError as exc:
             logger.warning("snapshot without model %s: %s", spec.name, exc.detail)
-    parts.service.list_models().model_dump_json()  # every answer type's serializer built once
+    parts.service.list_models().model_dump_json()  # the listing's serializer built once
+    if handler is not None:
+        context = SimpleNamespace(function_name="snapstart-warm-up", function_version="$LATEST",
+                                  memory_limit_in_mb=0, aws_request_id="snapstart-warm-up",
+                                  invoked_function_arn="", get_remaining_time_in_millis=lambda: 0)
+        handler(dict(WARM_UP_EVENT), context)
     logger.info("snapshot holds %d model(s)", len(specs))
+    gc.collect()
+    gc.freeze()  # what the snapshot holds is never scanned by a collection after a restore
 
 
 def after_restore() -> None:
     """Renew what must be unique or fresh in each restored environment."""
+    import numpy as np
+
     from .auth import default_verifier
     from .aws import renew_session
     from .composition import components
@@ -80,13 +103,21 @@ def after_restore() -> None:
     np.random.seed(seed % 2**32)
     default_verifier.cache_clear()  # with it, its SSM provider: its client and cached values
     parts.cache.expire(parts.settings.manifest_key)
+    gc.freeze()  # nor the new client's data (the first request's collection would scan it all)
 
 
 def _warm(parts: Components, name: str) -> None:
-    """One inference through the v2 service on inputs of the graph's own types and ranks."""
+    """One prediction the way /v1 asks for it (its bodies' validators built), and one inference on
+    inputs of the graph's own types and ranks (a generic model's, or as v2 sends them)."""
     spec = parts.registry.spec(name)
+    request = {
+        "text-embedding": PredictRequest(texts=["warm"]),
+        "forecast": PredictRequest(),
+        "classifier": PredictRequest(ids=[_first_id(parts, name)], probability=True) if spec.features else None,
+    }.get(spec.kind)
+    if request is not None:
+        parts.service.predict(name, request, 0.0).response.model_dump_json()
     if spec.kind == "text-embedding":
-        parts.service.predict(name, PredictRequest(texts=["warm"]), 0.0)
         return
     model = parts.registry.model(spec)
     feeds = {i.name: _zeros(i.datatype, i.shape) for i in model.inputs if i.datatype is not None}
@@ -97,9 +128,17 @@ def _warm(parts: Components, name: str) -> None:
             logger.info("model %s loaded, not warmed on zeros: %s", name, str(exc).splitlines()[0][:200])
 
 
-def _zeros(datatype: str, shape: tuple[int, ...]) -> np.ndarray:
+def _first_id(parts: Components, name: str) -> int:
+    detail = parts.service.describe(name)
+    return (detail.example_ids or [0])[0]
+
+
+def _zeros(datatype: str, shape: tuple[int, ...]) -> Any:
+    import numpy as np
+
+    from .tensors import DTYPES
+
     dims = tuple(1 if d < 0 else d for d in shape)
     if datatype == "BYTES":
         return np.full(dims, "", dtype=object)
     return np.zeros(dims, dtype=DTYPES[datatype])
-
