@@ -23,6 +23,9 @@ Models (exported to ONNX, float32 inputs):
 - ``drive_stats_b.onnx``: ridge (L2-regularised) regression on the same windows.
 - ``user_churn.onnx``: logistic regression, 4 features in, label and the two class
   probabilities (``stays``, ``churns``) out.
+- ``user_churn_v1_1.onnx``: the same, retrained with class weights balanced and a stronger L2
+  penalty (C=0.05): a candidate version 1.1 that the manifest runs as a shadow of 1.0, so
+  prediction records show how often the two disagree.
 - ``digits.onnx``: a generic ONNX model (no ``kind``: served through the v2 routes),
   which the forecast and classifier kinds could not serve. Inputs ``pixels`` UINT8
   ``[batch, 8, 8]`` and ``min_confidence`` FP32 ``[batch]``; outputs ``label``, a
@@ -248,6 +251,16 @@ def build_user_churn(data_dir: Path) -> None:
         MODELS_DIR / "user_churn.onnx",
         options={id(classifier): {"zipmap": False}},
     )
+    candidate = LogisticRegression(max_iter=1000, C=0.05, class_weight="balanced")
+    candidate.fit(features.astype(np.float32), churns)
+    export(
+        candidate,
+        features.astype(np.float32),
+        MODELS_DIR / "user_churn_v1_1.onnx",
+        options={id(candidate): {"zipmap": False}},
+    )
+    agree = np.mean(classifier.predict(features) == candidate.predict(features))
+    print(f"user_churn: versions 1.0 and 1.1 agree on {agree:.1%} of the {len(ids)} users")
 
 
 def build_digits(data_dir: Path) -> None:

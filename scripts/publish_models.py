@@ -43,8 +43,8 @@ def manifest_files(models_dir: Path) -> dict[str, str]:
         raise ValueError(f"manifest.yaml is refused by the functions' parser: {exc.detail}") from exc
     files: dict[str, str] = {}
     for model in manifest.models:
-        for ref in (model, model.dataset, model.features):
-            if ref is not None:
+        for ref in (model, model.dataset, model.features, model.tokenizer):
+            if ref is not None and ref.file is not None and ref.sha256 is not None:  # an ensemble has no file
                 files[ref.file] = ref.sha256
     return files
 

@@ -178,7 +178,8 @@ def test_documented_playground_request_with_probability_and_labels(base_url: str
     assert len(rows) == 3 and all(len(r) == 2 and abs(sum(r) - 1) < 1e-5 for r in rows)
     payload["run"]["variables"]["probability"] = False
     labels = httpx.post(f"{base_url}/api/runs", json=payload, headers=headers).json()
-    assert labels == {"run": {"output": [[r.index(max(r)) for r in rows]]}}
+    assert labels == {"run": {"output": [[r.index(max(r)) for r in rows]],  # the document's answer, plus
+                              "model_name": "user_churn", "model_version": "1.0"}}  # the version that answered
 
 
 def test_a_websocket_scope_without_the_denial_extension_is_closed_before_accept() -> None:

@@ -77,7 +77,7 @@ def test_server_metadata_needs_a_token(client: httpclient.InferenceServerClient)
 
 METADATA = {
     "user_churn": {
-        "name": "user_churn", "versions": ["1.0"], "platform": "onnx_onnxv1",
+        "name": "user_churn", "versions": ["1.0", "1.1"], "platform": "onnx_onnxv1",
         "inputs": [{"name": "X", "datatype": "FP32", "shape": [-1, 4]}],
         "outputs": [{"name": "label", "datatype": "INT64", "shape": [-1]},
                     {"name": "probabilities", "datatype": "FP32", "shape": [-1, 2]}],
@@ -201,7 +201,7 @@ def test_a_model_version_call(client: httpclient.InferenceServerClient, auth: di
     with pytest.raises(InferenceServerException) as raised:
         churn_infer(client, auth, True, True, model_version="2.0")
     assert raised.value.status() == "404"
-    assert raised.value.message() == "model 'user_churn' has no version '2.0'; its versions: 1.0"
+    assert raised.value.message() == "model 'user_churn' has no version '2.0'; its versions: 1.0, 1.1"
 
 
 def test_the_request_id_is_echoed(client: httpclient.InferenceServerClient, auth: dict[str, str]) -> None:

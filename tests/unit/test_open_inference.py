@@ -112,7 +112,7 @@ def test_every_other_route_needs_a_token(s3: Any, inference: Any) -> None:
 def test_metadata_of_the_shipped_models_is_read_from_their_graphs(s3: Any, inference: Any) -> None:
     status, _, churn = call(inference, "GET", "/v2/models/user_churn")
     assert status == 200 and churn == {
-        "name": "user_churn", "versions": ["1.0"], "platform": "onnx_onnxv1",
+        "name": "user_churn", "versions": ["1.0", "1.1"], "platform": "onnx_onnxv1",  # 1.1: a shadow
         "inputs": [{"name": "X", "datatype": "FP32", "shape": [-1, 4]}],
         "outputs": [{"name": "label", "datatype": "INT64", "shape": [-1]},
                     {"name": "probabilities", "datatype": "FP32", "shape": [-1, 2]}],
@@ -124,7 +124,7 @@ def test_metadata_of_the_shipped_models_is_read_from_their_graphs(s3: Any, infer
 def test_unknown_models_and_versions_are_404s_that_name_what_exists(s3: Any, inference: Any) -> None:
     assert call(inference, "GET", "/v2/models/nope")[0] == 404
     status, _, body = call(inference, "GET", "/v2/models/user_churn/versions/2.0/ready")
-    assert status == 404 and body == {"error": "model 'user_churn' has no version '2.0'; its versions: 1.0"}
+    assert status == 404 and body == {"error": "model 'user_churn' has no version '2.0'; its versions: 1.0, 1.1"}
     assert call(inference, "POST", "/v2/models/nope/versions/1/infer", {"inputs": []})[0] in (400, 404)
 
 

@@ -47,7 +47,7 @@ def test_a_file_that_does_not_match_the_manifest_is_not_uploaded(s3: Any, tmp_pa
         (lambda text: text.replace("lookback: 30", "lookback: -30", 1), "greater than 0"),
         (lambda text: text.replace("    kind: forecast", "    kind: regression", 1), "kind"),
         (lambda text: text + "\nunexpected: true\n", "unexpected"),
-        (lambda text: text.replace("name: drive_stats_b", "name: drive_stats_a", 1), "unique"),
+        (lambda text: text.replace("name: drive_stats_b", "name: drive_stats_a", 1), "listed twice"),
     ],
 )
 def test_a_manifest_the_functions_would_refuse_is_not_uploaded(

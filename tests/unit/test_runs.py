@@ -86,15 +86,16 @@ def test_run_upstream_blocks_fetches_the_models_files_again_at_most_once_per_per
 
     before = downloads()
     run(run_spec(record=False, run_upstream_blocks=True), "reload", parts.runner)
-    assert downloads() == before + 3  # manifest, model, feature table
+    # the manifest, then every version's files: 1.0's and its shadow 1.1's models, their one feature table
+    assert downloads() == before + 4
     for i in range(5):
         run(run_spec(record=False, run_upstream_blocks=True), f"again-{i}", parts.runner)
-    assert downloads() == before + 3, "within the period the cached copies serve"
+    assert downloads() == before + 4, "within the period the cached copies serve"
     clock[0] += parts.settings.revalidate_seconds
     run(run_spec(record=False, run_upstream_blocks=True), "next-period", parts.runner)
-    assert downloads() == before + 6
+    assert downloads() == before + 8
     run(run_spec(record=False, run_upstream_blocks=True, incomplete_only=True), "incomplete", parts.runner)
-    assert downloads() == before + 6  # everything is cached: nothing to fetch
+    assert downloads() == before + 8  # everything is cached: nothing to fetch
 
 
 @pytest.mark.parametrize(

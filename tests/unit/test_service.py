@@ -135,14 +135,14 @@ def test_items_that_cannot_be_served_get_their_own_bad_request(s3: Any) -> None:
 
 def test_an_unexpected_error_in_one_item_fails_only_that_item(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     service = components().service
-    real = service.predict
+    real = service.predict_route
 
-    def broken(name: str, request: PredictRequest, started: float) -> Prediction:
-        if name == "drive_stats_b":
+    def broken(chosen: Any, request: PredictRequest, started: float) -> Prediction:
+        if chosen.name == "drive_stats_b":
             raise RuntimeError("a bug")
-        return real(name, request, started)
+        return real(chosen, request, started)
 
-    monkeypatch.setattr(service, "predict", broken)
+    monkeypatch.setattr(service, "predict_route", broken)
     results = service.predict_batch(TWO_FORECASTS)
     assert statuses(results) == ["Success", "InternalError"]
     error = results[1].error  # type: ignore[union-attr]
@@ -176,13 +176,13 @@ def test_prefetch_of_named_models_and_its_failures_stay_quiet(s3: Any, monkeypat
 def test_warm_batch_runs_inline_and_cold_batch_in_threads(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     service = components().service
     threads: list[str] = []
-    real = service.predict
+    real = service.predict_route
 
     def recording(*args: Any) -> Any:
         threads.append(threading.current_thread().name)
         return real(*args)
 
-    monkeypatch.setattr(service, "predict", recording)
+    monkeypatch.setattr(service, "predict_route", recording)
     service.predict_batch(TWO_FORECASTS)
     assert all(name.startswith("predict") for name in threads)  # cold: the pool
     threads.clear()
@@ -193,13 +193,13 @@ def test_warm_batch_runs_inline_and_cold_batch_in_threads(s3: Any, monkeypatch: 
 def test_batch_items_are_passed_on_as_validated_not_rebuilt(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     service = components().service
     seen: list[Any] = []
-    real = service.predict
+    real = service.predict_route
 
-    def recording(name: str, request: PredictRequest, started: float) -> Any:
+    def recording(chosen: Any, request: PredictRequest, started: float) -> Any:
         seen.append(request)
-        return real(name, request, started)
+        return real(chosen, request, started)
 
-    monkeypatch.setattr(service, "predict", recording)
+    monkeypatch.setattr(service, "predict_route", recording)
     service.predict_batch(TWO_FORECASTS)
     assert [id(r) for r in seen] == [id(i) for i in TWO_FORECASTS]
 

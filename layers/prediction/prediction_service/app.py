@@ -50,7 +50,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorBody, "description": "No model of that name in the manifest."}
+    404: {"model": ErrorBody, "description": "No model of that name in the manifest, or no such version of it."}
 }
 
 

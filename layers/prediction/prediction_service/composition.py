@@ -15,6 +15,7 @@ from .cache import ArtifactCache, CacheStats
 from .registry import ModelRegistry
 from .service import PredictionService
 from .settings import Settings
+from .shadows import ShadowPool
 from .store import S3Store
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ class Components:
     def inference(self) -> InferenceService:
         from .inference_service import InferenceService
 
-        return InferenceService(self.registry)
+        return InferenceService(self.registry, self.service.shadows)
 
     @functools.cached_property
     def runner(self) -> BlockRunner:
@@ -70,7 +71,8 @@ def build_components(
         reload_interval=settings.revalidate_seconds,
         clock=clock,
     )
-    service = PredictionService(registry, batch_workers=settings.batch_workers)
+    shadows = ShadowPool(settings.shadow_timeout_seconds)
+    service = PredictionService(registry, batch_workers=settings.batch_workers, shadows=shadows)
     return Components(settings, store, cache, registry, service)
 
 

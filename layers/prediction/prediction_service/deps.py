@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Query, Request
 
 from .responses import request_id, started_at
 
@@ -38,6 +38,13 @@ async def get_runner() -> BlockRunner:
     return components().runner
 
 
+async def get_routing_key(
+    key: Annotated[str | None, Header(alias="X-Routing-Key", max_length=256, description=(
+        "sticky routing: requests with one key always reach the same version of a weighted alias"))] = None,
+) -> str | None:
+    return key or None
+
+
 async def get_started(request: Request) -> float:
     return started_at(request.scope)
 
@@ -50,4 +57,8 @@ ServiceDep = Annotated["PredictionService", Depends(get_service)]
 RunnerDep = Annotated["BlockRunner", Depends(get_runner)]
 InferenceDep = Annotated["InferenceService", Depends(get_inference)]
 StartedDep = Annotated[float, Depends(get_started)]
+RoutingKeyDep = Annotated[str | None, Depends(get_routing_key)]
+VersionQuery = Annotated[str | None, Query(
+    pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$", max_length=32,
+    description="a version or alias of the model (default: what its name serves)", examples=["1.0"])]
 RequestIdDep = Annotated[str, Depends(get_request_id)]

@@ -15,11 +15,21 @@ import numpy as np
 import onnxruntime as ort
 
 from . import __version__
-from .errors import BadInputError, PredictionError, VersionNotFoundError
+from .ensembles import soft_vote, weighted_mean
+from .errors import (
+    BadInputError,
+    IntegrityError,
+    ModelLoadError,
+    ModelNotFoundError,
+    PredictionError,
+    VersionNotFoundError,
+)
 from .inference import OnnxModel, TensorSpec
-from .manifest import ModelSpec
+from .manifest import Manifest, ModelSpec
 from .protocol import InferenceRequest, ModelMetadata, Parameters, RequestInput, ServerMetadata, TensorMetadata
 from .registry import ModelRegistry
+from .routing import Route, route
+from .shadows import Shadow, ShadowPool, ShadowRun
 from .tensors import DTYPES, from_binary, from_json, to_binary, to_json
 from .text import TextEncoder
 
@@ -33,17 +43,51 @@ _RUN_ERRORS = (ort.capi.onnxruntime_pybind11_state.InvalidArgument, ort.capi.onn
 
 @dataclass(frozen=True)
 class Inference:
-    """An answer: the JSON part (`outputs` without the binary ones' data), the binary
-    outputs' bytes in order, and the milliseconds spent in the model itself."""
+    """An answer: the JSON part (`outputs` without the binary ones' data), the binary outputs'
+    bytes in order, the milliseconds spent in the model itself, the route that chose the
+    version, and its shadow if that version has one (running: the edge collects it)."""
 
     body: dict[str, Any]
     binary: list[bytes]
     inference_ms: float
+    route: Route
+    shadow: Shadow | None = None
+
+
+class EnsembleModel:
+    """An ensemble as the protocol sees it: its first member's inputs and outputs. A run runs every
+    member on the same tensors and combines their outputs as /v1 does (ensembles.py): forecasters'
+    outputs by their weighted mean, classifiers' `probabilities` by the soft vote, whose largest
+    gives `label`. Members whose graphs take or give other tensors are refused."""
+
+    def __init__(self, name: str, members: list[OnnxModel], weights: list[float], classifier: bool) -> None:
+        first = members[0]
+        for member in members[1:]:
+            if (member.inputs, member.outputs) != (first.inputs, first.outputs):
+                raise IntegrityError(f"its members' graphs take or give different tensors: {_names(first.inputs)} "
+                                     f"against {_names(member.inputs)}")
+        self.name = name
+        self.inputs, self.outputs = first.inputs, first.outputs
+        self._members, self._weights, self._classifier = members, weights, classifier
+
+    def run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        answers = [dict(zip([o.name for o in m.outputs], m.session.run(None, feeds), strict=True)) for m in self._members]
+        if self._classifier:
+            labels, probabilities = soft_vote([a["probabilities"] for a in answers], self._weights)
+            combined = {"label": labels, "probabilities": probabilities.astype(np.float32)}
+        else:
+            combined = {o.name: weighted_mean([a[o.name] for a in answers], self._weights).astype(answers[0][o.name].dtype)
+                        for o in self.outputs}
+        return [combined[name] for name in names]
+
+
+Served = OnnxModel | TextEncoder | EnsembleModel
 
 
 class InferenceService:
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(self, registry: ModelRegistry, shadows: ShadowPool) -> None:
         self.registry = registry
+        self.shadows = shadows
 
     @staticmethod
     def server_metadata() -> ServerMetadata:
@@ -58,34 +102,36 @@ class InferenceService:
         return True
 
     def metadata(self, name: str, version: str | None = None) -> ModelMetadata:
-        spec = self._spec(name, version)
-        model = self._served(spec)
-        return ModelMetadata(
-            name=spec.name, versions=[spec.version], inputs=_metadata(model.inputs), outputs=_metadata(model.outputs)
-        )
+        """The model's versions, and the inputs and outputs of the version (or alias) named, else of
+        the one its name serves most."""
+        manifest = self.registry.manifest()
+        spec = manifest.get(name, version)
+        model = self._served(spec, manifest)
+        return ModelMetadata(name=spec.name, versions=[v.version for v in manifest.versions(name)],
+                             inputs=_metadata(model.inputs), outputs=_metadata(model.outputs))
 
     def ready(self, name: str, version: str | None = None) -> bool:
-        """Whether the model's files load and verify (loading them if needed): a probe that
-        answers true can be followed by an inference that pays no download."""
-        spec = self._spec(name, version)
+        """Whether the files of every version that may answer load and verify (loading them if
+        needed): a probe that answers true can be followed by an inference that pays no download."""
         try:
-            self.registry.load(spec)
+            for spec in self.registry.manifest().reachable(name, version):
+                self.registry.load(spec, tables=False)
+        except (ModelNotFoundError, VersionNotFoundError):
+            raise
         except PredictionError:
             return False
         return True
 
-    def infer(self, name: str, version: str | None, request: InferenceRequest, binary: memoryview) -> Inference:
-        spec = self._spec(name, version)
-        model = self._served(spec)
+    def infer(self, name: str, version: str | None, request: InferenceRequest, binary: memoryview,
+              routing_key: str | None = None) -> Inference:
+        chosen = route(self.registry.manifest(), name, version, routing_key)
+        spec = chosen.spec
+        model = self._served(spec, chosen.manifest)
         feeds = _feeds(model, request, binary)
         wanted = _outputs(model, request)
-        run = model.run if isinstance(model, TextEncoder) else model.session.run
+        names = [spec_.name for spec_, _ in wanted]
         started = time.perf_counter()
-        try:
-            arrays = run([spec_.name for spec_, _ in wanted], feeds)
-        except _RUN_ERRORS as exc:
-            reason = str(exc).splitlines()[0][:300]
-            raise BadInputError(f"the model could not run on these inputs: {reason}", model_name=spec.name) from exc
+        arrays = _run(model, names, feeds, spec.name)
         inference_ms = (time.perf_counter() - started) * 1000
         outputs, chunks = [], []
         for (output, as_binary), array in zip(wanted, arrays, strict=True):
@@ -102,11 +148,36 @@ class InferenceService:
         if request.id is not None:
             body["id"] = request.id
         body["outputs"] = outputs
-        return Inference(body, chunks, inference_ms)
+        return Inference(body, chunks, inference_ms, chosen, self._start_shadow(chosen, names, feeds, arrays))
 
-    def _served(self, spec: ModelSpec) -> OnnxModel | TextEncoder:
-        """The model as the protocol sees it: its graph, or for a text model the tokenizer in front
-        of it (text in, embeddings out)."""
+    def _start_shadow(self, chosen: Route, names: list[str], feeds: dict[str, np.ndarray],
+                      live: list[np.ndarray]) -> Shadow | None:
+        """The shadow of the version that answered, on the same tensors (None without one)."""
+        manifest = chosen.manifest or self.registry.manifest()
+        shadow = manifest.shadow_for(chosen.spec)
+        if shadow is None:
+            return None
+
+        def run() -> ShadowRun:
+            answer = _run(self._served(shadow, manifest), names, feeds, shadow.name)
+            return ShadowRun(None, all(_close(a, b) for a, b in zip(live, answer, strict=True)))
+
+        return self.shadows.start(shadow.version, run)
+
+    def _served(self, spec: ModelSpec, manifest: Manifest | None = None) -> Served:
+        """The model as the protocol sees it: its graph; for a text model, the tokenizer in front of
+        it (text in, embeddings out); for an ensemble, its members run together."""
+        if spec.members is not None:
+            manifest = manifest or self.registry.manifest()
+            members = [manifest.get(m.model, m.version) for m in spec.members]
+            try:
+                return EnsembleModel(spec.name, [self._served_file(m) for m in members],
+                                     [m.weight for m in spec.members], classifier=spec.classes is not None)
+            except IntegrityError as exc:
+                raise ModelLoadError(spec.name, exc) from exc
+        return self._served_file(spec)
+
+    def _served_file(self, spec: ModelSpec) -> OnnxModel | TextEncoder:
         if not self.registry.files_in_memory(spec, tables=False):
             self.registry.load(spec, tables=False)  # the model and its tokenizer at once (no data tables)
         model = self.registry.model(spec)
@@ -114,11 +185,25 @@ class InferenceService:
             return TextEncoder(model, self.registry.tokenizer(spec), spec.max_tokens)
         return model
 
-    def _spec(self, name: str, version: str | None) -> ModelSpec:
-        spec = self.registry.spec(name)
-        if version is not None and version != spec.version:
-            raise VersionNotFoundError(name, version, [spec.version])
-        return spec
+
+def _run(model: Served, names: list[str], feeds: dict[str, np.ndarray], name: str) -> list[np.ndarray]:
+    """The model's outputs `names` on `feeds`; onnxruntime's refusals of the caller's tensors are 400s."""
+    run = model.session.run if isinstance(model, OnnxModel) else model.run
+    try:
+        return run(names, feeds)
+    except _RUN_ERRORS as exc:
+        reason = str(exc).splitlines()[0][:300]
+        raise BadInputError(f"the model could not run on these inputs: {reason}", model_name=name) from exc
+
+
+def _close(live: np.ndarray, shadow: np.ndarray) -> bool:
+    """Whether a shadow's output agrees with the live one: equal, or for floats within 1%."""
+    live, shadow = np.asarray(live), np.asarray(shadow)
+    if live.shape != shadow.shape:
+        return False
+    if live.dtype.kind == "f":
+        return bool(np.allclose(shadow, live, rtol=0.01, atol=1e-9))
+    return bool(np.array_equal(live, shadow))
 
 
 def _metadata(specs: tuple[TensorSpec, ...]) -> list[TensorMetadata]:
@@ -126,7 +211,7 @@ def _metadata(specs: tuple[TensorSpec, ...]) -> list[TensorMetadata]:
             for s in specs]
 
 
-def _feeds(model: OnnxModel | TextEncoder, request: InferenceRequest, binary: memoryview) -> dict[str, np.ndarray]:
+def _feeds(model: Served, request: InferenceRequest, binary: memoryview) -> dict[str, np.ndarray]:
     """The request's inputs as arrays, each checked against the graph's input of that name."""
     graph = {spec.name: spec for spec in model.inputs}
     feeds: dict[str, np.ndarray] = {}
@@ -169,7 +254,7 @@ def _check_signature(given: RequestInput, spec: TensorSpec) -> None:
         raise BadInputError(f"input {given.name!r} has shape {list(spec.shape)} (-1: any size), not {given.shape}")
 
 
-def _outputs(model: OnnxModel | TextEncoder, request: InferenceRequest) -> list[tuple[TensorSpec, bool]]:
+def _outputs(model: Served, request: InferenceRequest) -> list[tuple[TensorSpec, bool]]:
     """The outputs to answer (all the protocol can carry, unless the request names some), each
     with whether it goes as raw bytes."""
     default_binary = bool(request.parameters and request.parameters.binary_data_output)

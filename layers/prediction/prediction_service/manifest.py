@@ -10,9 +10,18 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from .errors import ManifestError, ModelNotFoundError
+from .errors import ManifestError, ModelNotFoundError, VersionNotFoundError
 
 
 def _check_relative_path(path: str) -> str:
@@ -47,22 +56,41 @@ class FeatureTableRef(FileRef):
     id_column: str
 
 
-class ModelSpec(BaseModel):
-    """One model. A generic ONNX model needs only `name`, `file` and `sha256`: its inputs and
-    outputs are read from the graph when it loads, and it is served through the v2 (Open
-    Inference Protocol) routes. `forecast` and `classifier` add what the /v1 routes need;
-    `text-embedding` adds the `tokenizer.json` in front of a sentence encoder."""
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+VERSION = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"
+STABLE = "stable"  # the alias a request for the bare name follows
+
+
+class Member(BaseModel):
+    """A model an ensemble combines: a version of it (by default the one its name serves, routed
+    with the request's key) and its weight in the mean."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    version: str = Field(default="1", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
-    kind: Literal["onnx", "forecast", "classifier", "text-embedding"] = "onnx"
+    model: str = Field(pattern=NAME)
+    version: str | None = Field(default=None, pattern=VERSION)
+    weight: float = Field(default=1.0, gt=0, le=1000)
+
+
+class ModelSpec(BaseModel):
+    """One version of a model. A generic ONNX model needs only `name`, `file` and `sha256`: its
+    inputs and outputs are read from the graph when it loads, and it is served through the v2
+    (Open Inference Protocol) routes. `forecast` and `classifier` add what the /v1 routes need;
+    `text-embedding` adds the `tokenizer.json` in front of a sentence encoder; `ensemble` names
+    `members` instead of a file. `shadow_of` makes this version a shadow of another version of
+    the same name: it runs beside it and never answers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=NAME)
+    version: str = Field(default="1", pattern=VERSION)
+    kind: Literal["onnx", "forecast", "classifier", "text-embedding", "ensemble"] = "onnx"
     description: str | None = Field(default=None, max_length=500)
-    file: RelativePath
-    sha256: Sha256
+    file: RelativePath | None = None
+    sha256: Sha256 | None = None
     group: str | None = None
     block: str | None = None
+    shadow_of: str | None = Field(default=None, pattern=VERSION)
     # forecast
     lookback: int | None = Field(default=None, gt=0)
     horizon: int | None = Field(default=None, gt=0)
@@ -74,40 +102,123 @@ class ModelSpec(BaseModel):
     # text-embedding
     tokenizer: FileRef | None = None
     max_tokens: int = Field(default=256, gt=0, le=8192, description="word pieces the encoder reads")
+    # ensemble
+    members: tuple[Member, ...] | None = Field(default=None, min_length=2, max_length=8)
 
     @model_validator(mode="after")
     def _fields_of_kind(self) -> ModelSpec:
-        needed = {
+        needed: tuple[str, ...] = {
             "forecast": ("lookback", "horizon", "dataset"),
             "classifier": ("classes", "inputs"),
             "text-embedding": ("tokenizer",),
-        }
-        missing = [f for f in needed.get(self.kind, ()) if getattr(self, f) is None]
+            "ensemble": ("members",),
+        }.get(self.kind, ())
+        if self.kind != "ensemble":
+            needed = ("file", "sha256", *needed)
+        missing = [f for f in needed if getattr(self, f) is None]
         if missing:
             raise ValueError(f"{self.kind} model {self.name!r} needs {', '.join(missing)}")
+        if self.kind == "ensemble":
+            own = [f for f in ("file", "sha256", "dataset", "features", "tokenizer", "lookback", "horizon", "classes",
+                               "inputs", "shadow_of") if getattr(self, f) is not None]
+            if own:
+                raise ValueError(f"ensemble {self.name!r} takes what its members have, not {', '.join(own)}")
+        elif self.members is not None:
+            raise ValueError(f"{self.kind} model {self.name!r} has no members: only an ensemble does")
         return self
 
     @property
     def input_width(self) -> int | None:
-        """Number of values in one /v1 input row (None for a generic ONNX model)."""
-        if self.kind == "forecast":
+        """Number of values in one /v1 input row (None for a generic ONNX or text model)."""
+        if self.lookback is not None:
             return self.lookback
-        return len(self.inputs or ()) if self.kind == "classifier" else None
+        return len(self.inputs) if self.inputs is not None else None
+
+    @property
+    def label(self) -> str:
+        return f"{self.name!r} version {self.version!r}"
+
+
+def _interface(spec: ModelSpec) -> tuple[object, ...]:
+    """What a caller relies on, the same in every version of a name and every member of an
+    ensemble: the kind, a forecast's window and horizon, a classifier's classes and row width."""
+    return spec.kind, spec.lookback, spec.horizon, spec.classes, spec.input_width
+
+
+Weights = dict[Annotated[str, Field(pattern=VERSION)], Annotated[int, Field(ge=0, le=100, strict=True)]]
 
 
 class Manifest(BaseModel):
+    """Every model, each version an entry; `aliases` map a model's alias to weighted versions
+    (`{"user_churn": {"stable": {"1.0": 90, "1.1": 10}}}`): a request for the bare name follows
+    `stable`. Whatever would make a request ambiguous or a rollout unsafe is refused here."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     models: tuple[ModelSpec, ...]
+    aliases: dict[Annotated[str, Field(pattern=NAME)], dict[Annotated[str, Field(pattern=VERSION)], Weights]] = {}
+
+    _versions: dict[str, tuple[ModelSpec, ...]] = PrivateAttr(default_factory=dict)
+    _shadows: dict[tuple[str, str], ModelSpec] = PrivateAttr(default_factory=dict)
+
+    @field_validator("models")
+    @classmethod
+    def _versions_agree(cls, models: tuple[ModelSpec, ...]) -> tuple[ModelSpec, ...]:
+        raw = _by_name(models)
+        models = tuple(_with_members_interface(spec, raw) if spec.kind == "ensemble" else spec for spec in models)
+        for name, versions in _by_name(models).items():
+            first = versions[0]
+            for other in versions[1:]:
+                if _interface(other) != _interface(first):
+                    raise ValueError(f"model {other.label} differs from version {first.version!r} in kind, window, "
+                                     "horizon, classes or inputs: give a new interface a new name")
+                if (other.group, other.block) != (first.group, first.block):
+                    raise ValueError(f"model {other.label} has another group or block than version {first.version!r}")
+            known = {v.version: v for v in versions}
+            shadowed: set[str] = set()
+            for spec in versions:
+                if spec.shadow_of is None:
+                    continue
+                live = known.get(spec.shadow_of)
+                if live is None or live.shadow_of is not None:
+                    raise ValueError(f"model {spec.label} shadows {spec.shadow_of!r}, which is not a serving version of it")
+                if spec.shadow_of in shadowed:
+                    raise ValueError(f"model {name!r} version {spec.shadow_of!r} has more than one shadow")
+                shadowed.add(spec.shadow_of)
+            if all(v.shadow_of is not None for v in versions):
+                raise ValueError(f"model {name!r} has only shadow versions")
+        return models
 
     @model_validator(mode="after")
-    def _unique(self) -> Manifest:
-        names = [m.name for m in self.models]
-        if len(names) != len(set(names)):
-            raise ValueError("model names must be unique")
-        blocks = [(m.group, m.block or m.name) for m in self.models if m.group]
-        if len(blocks) != len(set(blocks)):
-            raise ValueError("each (group, block) must name one model")
+    def _routing(self) -> Manifest:
+        self._versions.update({spec.name: () for spec in self.models})
+        for spec in self.models:
+            self._versions[spec.name] += (spec,)
+            if spec.shadow_of is not None:
+                self._shadows[(spec.name, spec.shadow_of)] = spec
+        for name, aliases in self.aliases.items():
+            versions = {v.version: v for v in self._versions.get(name, ())}
+            if not versions:
+                raise ValueError(f"aliases name model {name!r}, which the manifest does not list")
+            for alias, weights in aliases.items():
+                if alias in versions:
+                    raise ValueError(f"model {name!r}: alias {alias!r} is also one of its versions")
+                unknown = [v for v in weights if v not in versions or versions[v].shadow_of is not None]
+                if unknown:
+                    raise ValueError(f"model {name!r}: alias {alias!r} weighs {', '.join(map(repr, unknown))}, "
+                                     "which are not serving versions of it")
+                if sum(weights.values()) != 100:
+                    raise ValueError(f"model {name!r}: the weights of alias {alias!r} add up to "
+                                     f"{sum(weights.values())}, not 100")
+        for name, versions in self._versions.items():
+            serving = [v for v in versions if v.shadow_of is None]
+            if len(serving) > 1 and STABLE not in self.aliases.get(name, {}):
+                raise ValueError(f"model {name!r} has {len(serving)} serving versions: give it a {STABLE!r} alias "
+                                 "that weighs them, so a request for the bare name knows where to go")
+        blocks: dict[tuple[str, str], str] = {}
+        for spec in self.models:
+            if spec.group and blocks.setdefault((spec.group, spec.block or spec.name), spec.name) != spec.name:
+                raise ValueError("each (group, block) must name one model")
         return self
 
     @classmethod
@@ -117,18 +228,87 @@ class Manifest(BaseModel):
         except (ValueError, ValidationError) as exc:
             raise ManifestError("it is not a valid manifest (the error is logged)", detail=str(exc)) from exc
 
-    def get(self, name: str) -> ModelSpec:
-        for spec in self.models:
-            if spec.name == name:
+    def names(self) -> list[str]:
+        """Each model's name once, in the manifest's order."""
+        return list(self._versions)
+
+    def versions(self, name: str) -> tuple[ModelSpec, ...]:
+        """Every version of a model, shadows included, in the manifest's order."""
+        versions = self._versions.get(name)
+        if versions is None:
+            raise ModelNotFoundError(name)
+        return versions
+
+    def get(self, name: str, version: str | None = None) -> ModelSpec:
+        """A version of a model; for an alias (or the bare name, which follows `stable`), the version
+        it weighs most, else the model's only serving version. Raises ModelNotFoundError or
+        VersionNotFoundError (naming the versions and aliases there are)."""
+        versions = self.versions(name)
+        aliases = self.aliases.get(name, {})
+        alias = STABLE if version is None else version
+        if alias in aliases:
+            weights = aliases[alias]
+            version = max(weights, key=lambda v: weights[v])  # the first listed of equal weights
+        elif version is None:
+            return next(v for v in versions if v.shadow_of is None)
+        for spec in versions:
+            if spec.version == version:
                 return spec
-        raise ModelNotFoundError(name)
+        raise VersionNotFoundError(name, version, [*(v.version for v in versions), *aliases])
+
+    def reachable(self, name: str, version: str | None = None) -> list[ModelSpec]:
+        """Every version a request for this name (and version or alias) may be answered by."""
+        aliases = self.aliases.get(name, {})
+        alias = STABLE if version is None else version
+        if alias in aliases:
+            return [self.get(name, v) for v, weight in aliases[alias].items() if weight > 0]
+        return [self.get(name, version)]
+
+    def shadow_for(self, spec: ModelSpec) -> ModelSpec | None:
+        """The version that shadows `spec`, if one does."""
+        return self._shadows.get((spec.name, spec.version))
 
     def find_block(self, group: str, block: str) -> ModelSpec | None:
         """The model a playground run names by pipeline (group) and block."""
         for spec in self.models:
             if spec.group == group and block in (spec.block, spec.name):
-                return spec
+                return self.get(spec.name)
         return None
+
+
+def _by_name(models: tuple[ModelSpec, ...]) -> dict[str, list[ModelSpec]]:
+    """Each name's versions, in order; a (name, version) listed twice is refused."""
+    by_name: dict[str, list[ModelSpec]] = {}
+    for spec in models:
+        versions = by_name.setdefault(spec.name, [])
+        if any(v.version == spec.version for v in versions):
+            raise ValueError(f"model {spec.label} is listed twice")
+        versions.append(spec)
+    return by_name
+
+
+def _with_members_interface(ensemble: ModelSpec, by_name: dict[str, list[ModelSpec]]) -> ModelSpec:
+    """An ensemble, checked against its members and given their window, horizon, classes and inputs."""
+    assert ensemble.members is not None
+    specs = []
+    for member in ensemble.members:
+        versions = by_name.get(member.model)
+        if not versions:
+            raise ValueError(f"ensemble {ensemble.name!r}: member {member.model!r} is not in the manifest")
+        chosen = [v for v in versions if v.version == member.version or (member.version is None and v.shadow_of is None)]
+        if not chosen:
+            raise ValueError(f"ensemble {ensemble.name!r}: member {member.model!r} has no version {member.version!r}")
+        specs.append(chosen[0])
+    first = specs[0]
+    if first.kind not in ("forecast", "classifier"):
+        raise ValueError(f"ensemble {ensemble.name!r}: members must be forecast or classifier models, not {first.kind}")
+    for member, spec in zip(ensemble.members[1:], specs[1:], strict=True):
+        if _interface(spec) != _interface(first):
+            what = "window and horizon" if first.kind == "forecast" else "classes and row width"
+            raise ValueError(f"ensemble {ensemble.name!r}: member {member.model!r} differs from "
+                             f"{ensemble.members[0].model!r} in kind, {what}")
+    return ensemble.model_copy(update={"lookback": first.lookback, "horizon": first.horizon,
+                                       "classes": first.classes, "inputs": first.inputs})
 
 
 def document(raw: bytes) -> Any:

@@ -4,10 +4,13 @@
   model of a single-model request; module loggers (`logging.getLogger(__name__)`) share
   the format. Never tokens or input rows.
 - Metrics: CloudWatch EMF, flushed once per invocation: Predictions, PredictionErrors,
-  InferenceTime, CacheHits, CacheMisses, ModelLoadTime, CacheStaleServed and CacheEvictions
-  (zeros left out); single-model invocations carry a `model` dimension. Always added on
-  the request's thread. Outside Lambda (`make run`)
-  POWERTOOLS_METRICS_DISABLED keeps them off stdout.
+  InferenceTime, CacheHits, CacheMisses, ModelLoadTime, CacheStaleServed, CacheEvictions,
+  ShadowRuns, ShadowFailures and ShadowDisagreements (zeros left out); single-model
+  invocations carry a `model` dimension. Always added on the request's thread. Outside
+  Lambda (`make run`) POWERTOOLS_METRICS_DISABLED keeps them off stdout.
+- Every answered prediction logs one line, `prediction served`, with the model, the version
+  that answered (`model_version`), the alias that chose it and the routing key's hash; the
+  log lines written after the version is chosen carry them too.
 - Traces: X-Ray through Powertools Tracer, on when the template's `EnableTracing` is
   (POWERTOOLS_TRACE_DISABLED=false).
 """
@@ -28,6 +31,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 if TYPE_CHECKING:
     from .cache import CacheStats
     from .errors import PredictionError
+    from .routing import Route
+    from .shadows import ShadowOutcome
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "prediction-api")
 logger = Logger(service=SERVICE)
@@ -105,10 +110,43 @@ def count_prediction(*, succeeded: bool, inference_ms: float | None = None) -> N
         metrics.add_metric(name="InferenceTime", unit=MetricUnit.Milliseconds, value=inference_ms)
 
 
-def log_error(error: PredictionError) -> None:
+def route_keys(route: Route) -> dict[str, str | None]:
+    """What a log line says of how its prediction's version was chosen (None values are left out)."""
+    return {"model": route.name, "model_version": route.version, "alias": route.alias,
+            "routing_key_hash": route.key_hash}
+
+
+def note_route(route: Route) -> None:
+    """The chosen version on every log line of this invocation from here on (Powertools clears
+    the keys at the next invocation)."""
+    logger.append_keys(**route_keys(route))
+
+
+def log_served(route: Route, duration_ms: int, shadow: ShadowOutcome | None = None) -> None:
+    """The line of one answered prediction, with its version and how it was chosen; and its
+    shadow's outcome, counted (on the request's thread) and logged beside it."""
+    logger.info("prediction served", extra={**route_keys(route), "duration_ms": duration_ms})
+    if shadow is None:
+        return
+    metrics.add_metric(name="ShadowRuns", unit=MetricUnit.Count, value=1)
+    keys = {**route_keys(route), "shadow_version": shadow.model_version, "shadow_status": shadow.status,
+            "shadow_duration_ms": shadow.duration_ms}
+    if shadow.error_message is not None:
+        metrics.add_metric(name="ShadowFailures", unit=MetricUnit.Count, value=1)
+        logger.warning("shadow failed: %s", shadow.error_message, extra=keys)
+        return
+    if not shadow.agrees:
+        metrics.add_metric(name="ShadowDisagreements", unit=MetricUnit.Count, value=1)
+    logger.info("shadow ran", extra={**keys, "shadow_agrees": shadow.agrees})
+
+
+def log_error(error: PredictionError, route: Route | None = None) -> None:
     """Log a refused or failed request: server failures at ERROR with their detail (which
-    never reaches the caller), the caller's mistakes at INFO."""
-    keys = {"model": error.model_name} if error.model_name else {}
+    never reaches the caller), the caller's mistakes at INFO; with the version chosen for it,
+    when one was (a batch item's)."""
+    keys: dict[str, str | None] = route_keys(route) if route else {}
+    if error.model_name:
+        keys["model"] = error.model_name
     with logger.append_context_keys(**keys):
         if error.http_status >= 500:
             cause = error.__cause__

@@ -47,11 +47,12 @@ class ModelRegistry:
         except PredictionError as exc:
             raise ManifestError(exc.message, detail=exc.detail) from exc
 
-    def spec(self, name: str) -> ModelSpec:
-        return self.manifest().get(name)
+    def spec(self, name: str, version: str | None = None) -> ModelSpec:
+        return self.manifest().get(name, version)
 
     def model(self, spec: ModelSpec) -> OnnxModel:
         """The model's session, built from its file in /tmp (never all its bytes in memory)."""
+        assert spec.file is not None and spec.sha256 is not None, "an ensemble has no file of its own"
         key = self._key(spec.file)
         return self._load(spec, lambda: self._cache.get_file(key, load_model_file, spec.sha256))
 
@@ -68,7 +69,7 @@ class ModelRegistry:
 
     def session_in_memory(self, spec: ModelSpec) -> bool:
         """Whether the model's ONNX session is held in memory (what GET /v1/models calls `loaded`)."""
-        return self._key(spec.file) in self._cache
+        return spec.file is not None and self._key(spec.file) in self._cache
 
     def all_files_in_memory(self, name: str) -> bool:
         """Whether a prediction with this model would need no download (unknown names: False)."""
@@ -79,35 +80,47 @@ class ModelRegistry:
         return self.files_in_memory(spec)
 
     def files_in_memory(self, spec: ModelSpec, *, tables: bool = True) -> bool:
-        refs = self.files_of(spec) if tables else [FileRef(file=spec.file, sha256=spec.sha256), spec.tokenizer]
-        return all(self._key(ref.file) in self._cache for ref in refs if ref is not None)
+        return all(self._key(ref.file) in self._cache for ref in self.files_of(spec, tables=tables))
 
-    def files_of(self, spec: ModelSpec) -> list[FileRef]:
-        extra = spec.dataset or spec.features or spec.tokenizer
-        return [FileRef(file=spec.file, sha256=spec.sha256), *([extra] if extra else [])]
+    def files_of(self, spec: ModelSpec, *, tables: bool = True) -> list[FileRef]:
+        """The files a version reads: its model, its tokenizer, its data tables (with `tables`);
+        an ensemble's are its members'."""
+        if spec.members is not None:
+            manifest = self.manifest()
+            return [ref for m in spec.members for ref in self.files_of(manifest.get(m.model, m.version), tables=tables)]
+        assert spec.file is not None and spec.sha256 is not None
+        extra = [spec.dataset, spec.features] if tables else []
+        return [ref for ref in (FileRef(file=spec.file, sha256=spec.sha256), spec.tokenizer, *extra) if ref is not None]
 
-    def reload(self, spec: ModelSpec) -> ModelSpec:
-        """Fetch the manifest and the model's files from S3 again; the spec as the new manifest has it.
+    def reload(self, name: str) -> None:
+        """Fetch the manifest and the files of every version of the model from S3 again.
 
         At most once per revalidation period per model: within it the cached copies serve,
         so no caller can make every request download the model again."""
         now = self._clock()
-        last = self._reloaded_at.get(spec.name)
+        last = self._reloaded_at.get(name)
         if last is not None and now - last < self._reload_interval:
-            return self.spec(spec.name)
-        self._reloaded_at[spec.name] = now
+            return
+        self._reloaded_at[name] = now
         self._cache.invalidate(self._manifest_key)
-        fresh = self.spec(spec.name)
-        for ref in self.files_of(fresh):
-            self._cache.invalidate(self._key(ref.file), ref.sha256)
-        self.load(fresh)
-        return fresh
+        versions = self.manifest().versions(name)
+        for spec in versions:
+            for ref in self.files_of(spec):
+                self._cache.invalidate(self._key(ref.file), ref.sha256)
+        for spec in versions:
+            self.load(spec)
 
     def load(self, spec: ModelSpec, *, tables: bool = True) -> None:
         """Load whatever of the model's files is not cached yet: its other files (data table,
         tokenizer) in threads while the model loads in this one, so that on a cold start their S3
         round trips overlap instead of adding up. Raises the model's error first. `tables`: its
-        dataset or feature table too, which only predictions from the model's own data read."""
+        dataset or feature table too, which only predictions from the model's own data read.
+        An ensemble loads its members, one after another."""
+        if spec.members is not None:
+            manifest = self.manifest()
+            for member in spec.members:
+                self.load(manifest.get(member.model, member.version), tables=tables)
+            return
         refs = (spec.dataset, spec.features) if tables else ()
         others = [self._loaders.submit(self.table, spec, ref) for ref in refs if ref]
         if spec.tokenizer is not None:

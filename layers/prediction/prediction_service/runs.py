@@ -17,13 +17,15 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from .errors import BadInputError, PredictionError, StoreError, describe_errors
-from .schemas import PredictRequest, RunOutput, RunResponse, RunSpec
-from .outcomes import Prediction, Run
+from .outcomes import Run
+from .routing import Route, ids_key
+from .schemas import PredictRequest, PredictResponse, RunOutput, RunResponse, RunSpec
 from .service import PredictionService
 from .timing import elapsed_ms
 
 if TYPE_CHECKING:
     from .manifest import ModelSpec
+    from .shadows import ShadowOutcome
     from .store import S3Store
 
 logger = logging.getLogger(__name__)
@@ -65,41 +67,51 @@ class BlockRunner:
         self._recorder = recorder
         self._clock = clock
 
-    def run(self, spec: RunSpec, request_id: str, started: float) -> Run:
+    def run(self, spec: RunSpec, request_id: str, started: float, routing_key: str | None = None) -> Run:
         """The block's output. Raises a PredictionError when the run cannot be made, after
-        recording it if asked to (a failed run is recorded too)."""
-        model = self._service.registry.manifest().find_block(spec.pipeline_uuid, spec.block_uuid)
-        if model is None:
+        recording it if asked to (a failed run is recorded too). The version that answers is
+        chosen by `variables.version`, else by `routing_key` or the run's `user_ids`."""
+        block = self._service.registry.manifest().find_block(spec.pipeline_uuid, spec.block_uuid)
+        if block is None:
             message = f"pipeline {spec.pipeline_uuid!r} has no block {spec.block_uuid!r}; GET /v1/models lists them"
             raise BadInputError(message)
         request = _predict_request(spec)
+        chosen: Route | None = None
         try:
             if spec.run_upstream_blocks:
-                model = self._refresh(model, spec.incomplete_only)
-            prediction = self._service.predict(model.name, request, started)
+                self._refresh(block.name, spec.incomplete_only)
+            chosen = self._service.route(block.name, request.version, routing_key or ids_key(request.ids))
+            prediction = self._service.predict_route(chosen, request, started)
         except PredictionError as exc:
             if spec.record:
-                self._write(spec, model, request_id, started, error=exc)
+                self._write(spec, block, chosen, request_id, started, error=exc)
             raise
-        response = RunResponse(run=RunOutput(output=[_block_output(prediction, request)]))
+        output = [_block_output(prediction.response, request)]
+        response = RunResponse(run=RunOutput(output=output, model_name=chosen.name, model_version=chosen.version))
+        (shadow,) = self._service.shadows.collect([prediction.shadow])
         if spec.record:
-            self._write(spec, model, request_id, started, output=response.run.output)
-        return Run(response, prediction.inference_ms)
+            self._write(spec, block, chosen, request_id, started, output=output, request=request, shadow=shadow)
+        return Run(response, prediction.inference_ms, chosen, shadow)
 
-    def _refresh(self, model: ModelSpec, incomplete_only: bool) -> ModelSpec:
-        if incomplete_only:
-            self._service.registry.load(model)
-            return model
-        return self._service.registry.reload(model)
+    def _refresh(self, name: str, incomplete_only: bool) -> None:
+        registry = self._service.registry
+        if not incomplete_only:
+            registry.reload(name)
+            return
+        for version in registry.manifest().versions(name):
+            registry.load(version)
 
     def _write(
         self,
         spec: RunSpec,
-        model: ModelSpec,
+        block: ModelSpec,
+        chosen: Route | None,
         request_id: str,
         started: float,
         *,
         output: list[Any] | None = None,
+        request: PredictRequest | None = None,
+        shadow: ShadowOutcome | None = None,
         error: PredictionError | None = None,
     ) -> str:
         now = self._clock()  # one reading for the record's time and its key
@@ -109,14 +121,20 @@ class BlockRunner:
             "pipeline_uuid": spec.pipeline_uuid,
             "block_uuid": spec.block_uuid,
             "project": spec.project,
-            "model_name": model.name,
-            "model_version": model.version,
-            "variables": spec.variables.model_dump(include={"user_ids", "inputs", "probability"}, exclude_none=True),
+            "model_name": block.name,
+            "model_version": chosen.version if chosen else None,
+            "alias": chosen.alias if chosen else None,
+            "routing_key_hash": chosen.key_hash if chosen else None,
+            "variables": spec.variables.model_dump(include={"user_ids", "inputs", "probability", "version"},
+                                                   exclude_none=True),
             "status": error.status if error else "Success",
             "duration_ms": elapsed_ms(started),
         }
         if spec.store_variables and output is not None:
             record["output"] = output
+        if shadow is not None and request is not None:
+            answer = [_block_output(shadow.output, request)] if shadow.output is not None else None
+            record["shadow"] = shadow.as_record(answer if spec.store_variables else None)
         if error is not None:
             record["error_message"] = error.message
         return self._recorder.write(record, now)
@@ -125,13 +143,14 @@ class BlockRunner:
 def _predict_request(spec: RunSpec) -> PredictRequest:
     variables = spec.variables
     try:
-        return PredictRequest(ids=variables.user_ids, inputs=variables.inputs, probability=variables.probability)
+        return PredictRequest(ids=variables.user_ids, inputs=variables.inputs, probability=variables.probability,
+                              version=variables.version)
     except ValidationError as exc:
         raise BadInputError(describe_errors(exc.errors()).replace("Value error, ", "variables: ")) from exc
 
 
-def _block_output(prediction: Prediction, request: PredictRequest) -> Any:
-    response = prediction.response
+def _block_output(response: PredictResponse, request: PredictRequest) -> Any:
+    """What a block answers: class probabilities when asked for, else the prediction."""
     if request.probability and response.probabilities is not None:
         return response.probabilities
     return response.prediction

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 
+from .manifest import VERSION  # a version or alias, as the manifest spells them
+
 MAX_ROWS = 1000  # rows (or ids) in one prediction request
 MAX_BATCH_ITEMS = 16  # predictions in one batch request
 MAX_TEXTS = 64  # texts in one text-embedding request
@@ -51,6 +53,10 @@ class PredictRequest(Schema):
     texts: list[StrictStr] | None = Field(
         default=None, min_length=1, max_length=MAX_TEXTS, description="text-embedding models: the texts to embed"
     )
+    version: StrictStr | None = Field(
+        default=None, pattern=VERSION, description="a version or alias of the model (default: what its name serves)"
+    )
+    members: StrictBool = Field(default=False, description="ensembles: each member's own prediction too")
 
     @model_validator(mode="after")
     def _one_source(self) -> PredictRequest:
@@ -84,6 +90,15 @@ class PredictStatus(str, Enum):
     INTERNAL_ERROR = "InternalError"
 
 
+class MemberPrediction(Schema):
+    """One member's own answer inside an ensemble's (with `members: true`)."""
+
+    model_name: str
+    model_version: str
+    prediction: list[int | float] | None = None
+    probabilities: list[list[float]] | None = None
+
+
 class PredictResponse(Schema):
     status: PredictStatus
     model_name: str
@@ -103,6 +118,7 @@ class PredictResponse(Schema):
     truncated: list[bool] | None = Field(
         default=None, description="text models: whether a text was longer than the model reads (max_tokens)"
     )
+    members: list[MemberPrediction] | None = Field(default=None, description="ensembles, with members=true")
     duration_ms: int = Field(ge=0)
     error_message: str | None = None
 
@@ -128,6 +144,13 @@ class ModelInfo(Schema):
     group: str | None = None
     block: str | None = None
     max_tokens: int | None = Field(default=None, description="text models: word pieces read of each text")
+    versions: list[str] = Field(description="every version, shadows included; `version` is the one the bare name "
+                                "serves most")
+    aliases: dict[str, dict[str, int]] | None = Field(
+        default=None, description="alias -> {version: weight}; a request for the bare name follows `stable`"
+    )
+    shadows: dict[str, str] | None = Field(default=None, description="version -> the version that shadows it")
+    members: list[str] | None = Field(default=None, description="ensembles: the models they combine")
     loaded: bool
 
 
@@ -167,6 +190,7 @@ class RunVariables(Schema):
     user_ids: list[StrictInt] | None = Field(default=None, min_length=1, max_length=MAX_ROWS)
     inputs: list[Row] | None = Field(default=None, min_length=1, max_length=MAX_ROWS)
     probability: StrictBool = False
+    version: StrictStr | None = Field(default=None, pattern=VERSION, description="a version or alias of the model")
 
 
 class RunSpec(Schema):
@@ -209,6 +233,8 @@ class RunRequest(Schema):
 
 class RunOutput(Schema):
     output: list[Any]
+    model_name: str | None = Field(default=None, description="the model the block names")
+    model_version: str | None = Field(default=None, description="the version that answered")
 
 
 class RunResponse(Schema):

@@ -14,12 +14,24 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .ensembles import soft_vote, weighted_mean
 from .errors import UNEXPECTED, BadInputError, ModelOutputError, PredictionError
 from .inference import classify, forecast, input_matrix
-from .manifest import ModelSpec
+from .manifest import Manifest, ModelSpec
 from .outcomes import Failure, Prediction
 from .registry import ModelRegistry
-from .schemas import BatchItem, ModelDetail, ModelInfo, ModelList, PredictRequest, PredictResponse, PredictStatus
+from .routing import Route, ids_key, route
+from .schemas import (
+    BatchItem,
+    MemberPrediction,
+    ModelDetail,
+    ModelInfo,
+    ModelList,
+    PredictRequest,
+    PredictResponse,
+    PredictStatus,
+)
+from .shadows import Shadow, ShadowPool, ShadowRun
 from .text import embed
 from .timing import elapsed_ms
 
@@ -30,61 +42,91 @@ EXAMPLE_IDS = 5  # ids GET /v1/models/{name} shows for a classifier
 
 class PredictionService:
     def __init__(
-        self, registry: ModelRegistry, *, batch_workers: int, clock: Callable[[], float] = time.perf_counter
+        self,
+        registry: ModelRegistry,
+        *,
+        batch_workers: int,
+        shadows: ShadowPool,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.registry = registry
+        self.shadows = shadows
         self._clock = clock
         self._pool = ThreadPoolExecutor(max_workers=batch_workers, thread_name_prefix="predict")
 
     def list_models(self) -> ModelList:
-        return ModelList(models=[self._info(spec) for spec in self.registry.manifest().models])
+        manifest = self.registry.manifest()
+        return ModelList(models=[self._info(manifest, manifest.get(name)) for name in manifest.names()])
 
-    def describe(self, name: str) -> ModelDetail:
-        """One model with a sample of its data: the forecast window, or a few feature-table ids."""
-        spec = self.registry.spec(name)
+    def describe(self, name: str, version: str | None = None) -> ModelDetail:
+        """One model (a version of it, if named) with a sample of its data: the forecast window,
+        or a few feature-table ids."""
+        manifest = self.registry.manifest()
+        spec = manifest.get(name, version)
         window = example_ids = None
-        if spec.dataset is not None and spec.lookback is not None:
-            series = self.registry.table(spec, spec.dataset).column(spec.dataset.column)
-            window = series[-spec.lookback :].tolist()
-        if spec.features is not None:
-            ids = self.registry.table(spec, spec.features).column(spec.features.id_column)[:EXAMPLE_IDS]
+        data = spec if spec.kind != "ensemble" else self._member_specs(manifest, spec)[0]
+        if data.dataset is not None and data.lookback is not None:
+            series = self.registry.table(data, data.dataset).column(data.dataset.column)
+            window = series[-data.lookback :].tolist()
+        if data.features is not None:
+            ids = self.registry.table(data, data.features).column(data.features.id_column)[:EXAMPLE_IDS]
             example_ids = [int(i) for i in ids]
-        return ModelDetail(**self._info(spec).model_dump(), window=window, example_ids=example_ids)
+        return ModelDetail(**self._info(manifest, spec).model_dump(), window=window, example_ids=example_ids)
 
-    def predict(self, name: str, request: PredictRequest, started: float) -> Prediction:
-        """One prediction, timed from `started` (when the request arrived).
+    def route(self, name: str, version: str | None = None, key: str | None = None) -> Route:
+        """The version that answers a request for `name` (see routing.py). Raises ModelNotFoundError
+        or VersionNotFoundError (404s)."""
+        return route(self.registry.manifest(), name, version, key)
 
-        Raises a PredictionError naming the model when it cannot be served."""
+    def predict(self, name: str, request: PredictRequest, started: float, *, routing_key: str | None = None) -> Prediction:
+        """One prediction, timed from `started` (when the request arrived), routed by the request's
+        version, else by `routing_key` or its ids. Raises a PredictionError naming the model."""
         try:
-            spec = self.registry.spec(name)
-            response, inference_ms = self._run(spec, request)
+            chosen = self.route(name, request.version, routing_key or ids_key(request.ids))
         except PredictionError as exc:
             exc.for_model(name)
             raise
-        response.duration_ms = elapsed_ms(started)
-        return Prediction(response, inference_ms)
+        return self.predict_route(chosen, request, started)
 
-    def predict_batch(self, items: Sequence[BatchItem]) -> list[Prediction | Failure]:
+    def predict_route(self, chosen: Route, request: PredictRequest, started: float) -> Prediction:
+        """The prediction of the version `chosen` names; its shadow, if it has one, starts once the
+        answer is computed."""
+        try:
+            response, inference_ms = self._run(chosen.spec, request, chosen)
+        except PredictionError as exc:
+            exc.for_model(chosen.name)
+            raise
+        response.duration_ms = elapsed_ms(started)
+        return Prediction(response, inference_ms, chosen, self._start_shadow(chosen, request, response))
+
+    def predict_batch(self, items: Sequence[BatchItem], routing_key: str | None = None) -> list[Prediction | Failure]:
         """Items run in parallel, each caught alone.
 
         When every item's model is already in memory the items run one after another in
         this thread instead: each takes microseconds, less than handing it to a thread.
         """
-        if all(self.registry.all_files_in_memory(item.model_name) for item in items):
-            return [self._predict_item(item) for item in items]
-        return list(self._pool.map(self._predict_item, items))
+        def one(item: BatchItem) -> Prediction | Failure:
+            return self._predict_item(item, routing_key)
 
-    def _predict_item(self, item: BatchItem) -> Prediction | Failure:
+        if all(self.registry.all_files_in_memory(item.model_name) for item in items):
+            return [one(item) for item in items]
+        return list(self._pool.map(one, items))
+
+    def _predict_item(self, item: BatchItem, routing_key: str | None) -> Prediction | Failure:
         started = self._clock()
+        chosen: Route | None = None
         try:
-            return self.predict(item.model_name, item, started)  # the item is a validated PredictRequest
+            chosen = self.route(item.model_name, item.version, routing_key or ids_key(item.ids))
+            return self.predict_route(chosen, item, started)  # the item is a validated PredictRequest
         except PredictionError as exc:
-            return Failure(exc, elapsed_ms(started))
+            return Failure(exc.for_model(item.model_name), elapsed_ms(started), chosen)
         except Exception:
             logger.exception("unexpected error predicting with model %s", item.model_name)
-            return Failure(PredictionError(UNEXPECTED, model_name=item.model_name), elapsed_ms(started))
+            return Failure(PredictionError(UNEXPECTED, model_name=item.model_name), elapsed_ms(started), chosen)
 
-    def _info(self, spec: ModelSpec) -> ModelInfo:
+    def _info(self, manifest: Manifest, spec: ModelSpec) -> ModelInfo:
+        versions = manifest.versions(spec.name)
+        shadows = {v.shadow_of: v.version for v in versions if v.shadow_of is not None}
         return ModelInfo(
             name=spec.name,
             version=spec.version,
@@ -98,16 +140,25 @@ class PredictionService:
             group=spec.group,
             block=spec.block,
             max_tokens=spec.max_tokens if spec.kind == "text-embedding" else None,
-            loaded=self.registry.session_in_memory(spec),
+            versions=[v.version for v in versions],
+            aliases=manifest.aliases.get(spec.name) or None,
+            shadows=shadows or None,
+            members=[m.model for m in spec.members] if spec.members else None,
+            loaded=all(self.registry.session_in_memory(s) for s in self._served_specs(manifest, spec)),
         )
 
-    def _run(self, spec: ModelSpec, request: PredictRequest) -> tuple[PredictResponse, float]:
-        """The response, and the milliseconds spent in inference itself."""
+    def _run(self, spec: ModelSpec, request: PredictRequest, chosen: Route) -> tuple[PredictResponse, float]:
+        """The response, and the milliseconds spent in inference itself. `chosen`: the route of the
+        request (its key and manifest route an ensemble's members)."""
         if spec.kind == "onnx":
             raise BadInputError(
                 f"model {spec.name!r} is a generic ONNX model: send it named tensors with "
                 f"POST /v2/models/{spec.name}/infer (GET /v2/models/{spec.name} lists its inputs)"
             )
+        if request.members and spec.kind != "ensemble":
+            raise BadInputError(f"model {spec.name!r} is not an ensemble: it has no members to list")
+        if spec.kind == "ensemble":
+            return self._ensemble(spec, request, chosen)
         if spec.kind == "text-embedding":
             return self._embed(spec, request)
         if request.texts is not None:
@@ -140,6 +191,51 @@ class PredictionService:
             )
             return response, inference_ms
         return PredictResponse(**base, prediction=labels.tolist(), duration_ms=0), inference_ms
+
+    def _ensemble(self, spec: ModelSpec, request: PredictRequest, chosen: Route) -> tuple[PredictResponse, float]:
+        """Every member's answer on the same request, combined (ensembles.py); each member follows
+        its own version or routing, with the request's key."""
+        assert spec.members is not None
+        manifest = chosen.manifest or self.registry.manifest()
+        members = [route(manifest, m.model, m.version, chosen.key).spec for m in spec.members]
+        inner = request.model_copy(update={"version": None, "members": False, "probability": spec.classes is not None})
+        answers = [self._run(member, inner, chosen) for member in members]
+        weights = [m.weight for m in spec.members]
+        inference_ms = sum(ms for _, ms in answers)
+        base = {"status": PredictStatus.SUCCESS, "model_name": spec.name, "model_version": spec.version}
+        listed = [MemberPrediction(model_name=a.model_name, model_version=a.model_version or "", prediction=a.prediction,
+                                   probabilities=a.probabilities if request.probability else None)
+                  for a, _ in answers] if request.members else None
+        if spec.classes is None:
+            values = weighted_mean([np.asarray(a.prediction) for a, _ in answers], weights)
+            return PredictResponse(**base, lookback=spec.lookback, prediction=values.tolist(), members=listed,
+                                   duration_ms=0), inference_ms
+        labels, probabilities = soft_vote([np.asarray(a.probabilities) for a, _ in answers], weights)
+        if request.probability:
+            return PredictResponse(**base, prediction=labels.tolist(), probabilities=probabilities.tolist(),
+                                   classes=list(spec.classes), members=listed, duration_ms=0), inference_ms
+        return PredictResponse(**base, prediction=labels.tolist(), members=listed, duration_ms=0), inference_ms
+
+    def _member_specs(self, manifest: Manifest, spec: ModelSpec) -> list[ModelSpec]:
+        """An ensemble's members, each in its pinned version or the one its name serves most."""
+        assert spec.members is not None
+        return [manifest.get(m.model, m.version) for m in spec.members]
+
+    def _served_specs(self, manifest: Manifest, spec: ModelSpec) -> list[ModelSpec]:
+        """The versions whose files serve `spec`: itself, or an ensemble's members."""
+        return self._member_specs(manifest, spec) if spec.kind == "ensemble" else [spec]
+
+    def _start_shadow(self, chosen: Route, request: PredictRequest, live: PredictResponse) -> Shadow | None:
+        """The shadow of the version that answered, started on the same request (None without one)."""
+        shadow = (chosen.manifest or self.registry.manifest()).shadow_for(chosen.spec)
+        if shadow is None:
+            return None
+
+        def run() -> ShadowRun:
+            answer, _ = self._run(shadow, request, chosen)
+            return ShadowRun(answer, agrees(shadow, live, answer))
+
+        return self.shadows.start(shadow.version, run)
 
     def _embed(self, spec: ModelSpec, request: PredictRequest) -> tuple[PredictResponse, float]:
         if request.texts is None or request.inputs is not None or request.ids is not None or request.probability:
@@ -197,3 +293,15 @@ def _require_finite(values: np.ndarray, what: str, *, from_caller: bool) -> None
             "send values of the magnitude it was trained on"
         )
     raise ModelOutputError(f"the model's {what} from its own data is not finite")
+
+
+def agrees(spec: ModelSpec, live: PredictResponse, shadow: PredictResponse) -> bool:
+    """Whether a shadow's answer agrees with the live one: the same labels for a classifier, every
+    value within 1% for a forecast, every embedding at a cosine of 0.99 or more for a text model."""
+    if spec.kind == "text-embedding":
+        a, b = np.asarray(live.embeddings), np.asarray(shadow.embeddings)
+        return bool(a.shape == b.shape and (np.sum(a * b, axis=1) >= 0.99).all())
+    if spec.classes is not None:
+        return live.prediction == shadow.prediction
+    a, b = np.asarray(live.prediction, dtype=np.float64), np.asarray(shadow.prediction, dtype=np.float64)
+    return bool(a.shape == b.shape and np.allclose(b, a, rtol=0.01, atol=1e-9))

@@ -32,6 +32,7 @@ class Settings:
     disk_max_bytes: int = DEFAULT_DISK_MAX_BYTES  # /tmp: the files under cache_dir
     revalidate_seconds: float = 60.0
     batch_workers: int = 4
+    shadow_timeout_seconds: float = 0.25  # the most a shadow adds to its prediction's latency
     s3_connect_timeout: float = 2.0
     s3_read_timeout: float = 5.0
     s3_max_attempts: int = 2
@@ -56,6 +57,7 @@ class Settings:
             disk_max_bytes=_disk_max_bytes(env),
             revalidate_seconds=float(env.get("MODEL_REVALIDATE_SECONDS", cls.revalidate_seconds)),
             batch_workers=int(env.get("BATCH_WORKERS", cls.batch_workers)),
+            shadow_timeout_seconds=float(env.get("SHADOW_TIMEOUT_MS", cls.shadow_timeout_seconds * 1000)) / 1000,
             s3_connect_timeout=float(env.get("S3_CONNECT_TIMEOUT", cls.s3_connect_timeout)),
             s3_read_timeout=float(env.get("S3_READ_TIMEOUT", cls.s3_read_timeout)),
             s3_max_attempts=int(env.get("S3_MAX_ATTEMPTS", cls.s3_max_attempts)),

@@ -28,6 +28,7 @@ from .schemas import PredictRequest
 
 if TYPE_CHECKING:
     from .composition import Components
+    from .manifest import ModelSpec
     from .observability import Handler
 
 logger = logging.getLogger(__name__)
@@ -72,9 +73,9 @@ def before_snapshot(handler: Handler | None = None) -> None:
     for spec in specs:
         try:
             parts.registry.load(spec)
-            _warm(parts, spec.name)
+            _warm(parts, spec)
         except PredictionError as exc:
-            logger.warning("snapshot without model %s: %s", spec.name, exc.detail)
+            logger.warning("snapshot without model %s: %s", spec.label, exc.detail)
     parts.service.list_models().model_dump_json()  # the listing's serializer built once
     if handler is not None:
         context = SimpleNamespace(function_name="snapstart-warm-up", function_version="$LATEST",
@@ -106,18 +107,21 @@ def after_restore() -> None:
     gc.freeze()  # nor the new client's data (the first request's collection would scan it all)
 
 
-def _warm(parts: Components, name: str) -> None:
+def _warm(parts: Components, spec: ModelSpec) -> None:
     """One prediction the way /v1 asks for it (its bodies' validators built), and one inference on
     inputs of the graph's own types and ranks (a generic model's, or as v2 sends them)."""
-    spec = parts.registry.spec(name)
     request = {
         "text-embedding": PredictRequest(texts=["warm"]),
         "forecast": PredictRequest(),
-        "classifier": PredictRequest(ids=[_first_id(parts, name)], probability=True) if spec.features else None,
+        "ensemble": PredictRequest() if spec.classes is None else None,
+        "classifier": PredictRequest(ids=[_first_id(parts, spec)], probability=True) if spec.features else None,
     }.get(spec.kind)
     if request is not None:
-        parts.service.predict(name, request, 0.0).response.model_dump_json()
-    if spec.kind == "text-embedding":
+        request = request.model_copy(update={"version": spec.version})
+        prediction = parts.service.predict(spec.name, request, 0.0)
+        prediction.response.model_dump_json()
+        parts.service.shadows.collect([prediction.shadow])
+    if spec.kind in ("text-embedding", "ensemble"):
         return
     model = parts.registry.model(spec)
     feeds = {i.name: _zeros(i.datatype, i.shape) for i in model.inputs if i.datatype is not None}
@@ -125,11 +129,11 @@ def _warm(parts: Components, name: str) -> None:
         try:
             model.session.run(None, feeds)
         except Exception as exc:  # a graph may refuse zeros (a Reshape of size 1): loaded is enough
-            logger.info("model %s loaded, not warmed on zeros: %s", name, str(exc).splitlines()[0][:200])
+            logger.info("model %s loaded, not warmed on zeros: %s", spec.label, str(exc).splitlines()[0][:200])
 
 
-def _first_id(parts: Components, name: str) -> int:
-    detail = parts.service.describe(name)
+def _first_id(parts: Components, spec: ModelSpec) -> int:
+    detail = parts.service.describe(spec.name, spec.version)
     return (detail.example_ids or [0])[0]
 
 

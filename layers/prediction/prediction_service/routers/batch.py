@@ -8,9 +8,9 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from ..app import ERROR_RESPONSES
-from ..deps import RequestIdDep, ServiceDep, StartedDep
+from ..deps import RequestIdDep, RoutingKeyDep, ServiceDep, StartedDep
 from ..errors import error_body
-from ..observability import count_prediction, log_error
+from ..observability import count_prediction, log_error, log_served
 from ..responses import json_response
 from ..schemas import BatchPredictRequest, BatchPredictResponse, PredictResponse
 from ..outcomes import Failure, Prediction
@@ -28,16 +28,21 @@ BATCH_FAILED = "An unexpected error occurred while processing batch predictions"
     responses={500: {"content": {"text/plain": {}}, "description": "the batch as a whole could not run"}},
 )
 async def predict_batch(
-    body: BatchPredictRequest, service: ServiceDep, started: StartedDep, request_id: RequestIdDep
+    body: BatchPredictRequest, service: ServiceDep, started: StartedDep, request_id: RequestIdDep, key: RoutingKeyDep
 ) -> Response:
     """Each item has its own status and duration: one failing item never fails the others."""
     try:
-        results = service.predict_batch(body.predictions)
+        results = service.predict_batch(body.predictions, key)
     except Exception:  # only a failure of the batch machinery itself gets here
         logger.exception("batch prediction failed as a whole")
         return Response(BATCH_FAILED, 500, media_type="text/plain")
     items = [_item(result, request_id) for result in results]
-    return json_response(BatchPredictResponse(duration_ms=elapsed_ms(started), predictions=items))
+    answer = json_response(BatchPredictResponse(duration_ms=elapsed_ms(started), predictions=items))
+    shadows = service.shadows.collect([r.shadow if isinstance(r, Prediction) else None for r in results])
+    for result, shadow in zip(results, shadows, strict=True):
+        if isinstance(result, Prediction):
+            log_served(result.route, result.response.duration_ms, shadow)
+    return answer
 
 
 def _item(result: Prediction | Failure, request_id: str) -> PredictResponse:
@@ -46,5 +51,5 @@ def _item(result: Prediction | Failure, request_id: str) -> PredictResponse:
         count_prediction(succeeded=True, inference_ms=result.inference_ms)
         return result.response
     count_prediction(succeeded=False)
-    log_error(result.error)
+    log_error(result.error, result.route)
     return PredictResponse(**error_body(result.error, request_id), duration_ms=result.duration_ms)

@@ -11,10 +11,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
-from ..deps import InferenceDep
+from ..deps import InferenceDep, RoutingKeyDep
 from ..errors import BadInputError, PayloadTooLargeError, UnsupportedMediaTypeError, describe_errors
 from ..middleware import LAMBDA_PAYLOAD_BYTES
-from ..observability import count_prediction, observe_prediction
+from ..observability import count_prediction, log_served, note_route, observe_prediction
 from ..protocol import (
     InferenceRequest,
     InferenceResponse,
@@ -25,7 +25,8 @@ from ..protocol import (
     ServerMetadata,
     ServerReady,
 )
-from ..responses import JSON, json_response
+from ..responses import JSON, json_response, started_at
+from ..timing import elapsed_ms
 
 HEALTH_PATHS = ("/v2/health/live", "/v2/health/ready")
 HEADER_LENGTH = "inference-header-content-length"
@@ -110,17 +111,18 @@ async def model_version_ready(name: ModelName, version: Version, service: Infere
 
 @router.post("/v2/models/{name}/infer", response_model=InferenceResponse, openapi_extra=INFER_BODY,
              responses=NOT_FOUND)
-async def infer(name: ModelName, request: Request, service: InferenceDep) -> Response:
+async def infer(name: ModelName, request: Request, service: InferenceDep, key: RoutingKeyDep) -> Response:
     """Run the model on named tensors; `outputs` chooses which it answers (all by default)."""
-    return _infer(service, name, None, request, await request.body())
+    return _infer(service, name, None, request, await request.body(), key)
 
 
 @router.post("/v2/models/{name}/versions/{version}/infer", response_model=InferenceResponse,
              openapi_extra=INFER_BODY, responses=NOT_FOUND)
 async def infer_version(
-    name: ModelName, version: Version, request: Request, service: InferenceDep
+    name: ModelName, version: Version, request: Request, service: InferenceDep, key: RoutingKeyDep
 ) -> Response:
-    return _infer(service, name, version, request, await request.body())
+    """The same, for one version (or alias) of the model."""
+    return _infer(service, name, version, request, await request.body(), key)
 
 
 def _ready(service: InferenceDep, name: str, version: str | None) -> Response:
@@ -128,10 +130,12 @@ def _ready(service: InferenceDep, name: str, version: str | None) -> Response:
     return json_response(ModelReady(name=name, ready=ready), 200 if ready else 503)
 
 
-def _infer(service: InferenceDep, name: str, version: str | None, request: Request, body: bytes) -> Response:
+def _infer(service: InferenceDep, name: str, version: str | None, request: Request, body: bytes,
+           key: str | None) -> Response:
     with observe_prediction(name):
         parsed, binary = _parse(request, _inflated(request, body))
-        result = service.infer(name, version, parsed, binary)
+        result = service.infer(name, version, parsed, binary, key)
+        note_route(result.route)
         answer = json.dumps(result.body, separators=(",", ":"), allow_nan=False).encode()
         size = len(answer) + sum(len(chunk) for chunk in result.binary)
         limit = MAX_BINARY_ANSWER_BYTES if result.binary else MAX_JSON_ANSWER_BYTES
@@ -142,12 +146,16 @@ def _infer(service: InferenceDep, name: str, version: str | None, request: Reque
             )
     count_prediction(succeeded=True, inference_ms=result.inference_ms)
     if not result.binary:
-        return Response(answer, media_type=JSON)
-    return Response(
-        b"".join([answer, *result.binary]),
-        media_type="application/octet-stream",
-        headers={HEADER_LENGTH: str(len(answer))},
-    )
+        response = Response(answer, media_type=JSON)
+    else:
+        response = Response(
+            b"".join([answer, *result.binary]),
+            media_type="application/octet-stream",
+            headers={HEADER_LENGTH: str(len(answer))},
+        )
+    (shadow,) = service.shadows.collect([result.shadow])  # after the answer is written, within its bound
+    log_served(result.route, elapsed_ms(started_at(request.scope)), shadow)
+    return response
 
 
 def _inflated(request: Request, body: bytes) -> bytes:

@@ -9,8 +9,10 @@ from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
 from ..app import ERROR_RESPONSES, NOT_FOUND
-from ..deps import ServiceDep, StartedDep
-from ..observability import count_prediction, observe_prediction
+from ..deps import RoutingKeyDep, ServiceDep, StartedDep, VersionQuery
+from ..errors import BadInputError
+from ..observability import count_prediction, log_served, note_route, observe_prediction
+from ..routing import ids_key
 from ..responses import json_response
 from ..schemas import ModelDetail, ModelList, PredictRequest, PredictResponse
 
@@ -25,25 +27,40 @@ async def list_models(service: ServiceDep) -> Response:
 
 
 @router.get("/v1/models/{name}", response_model=ModelDetail, responses=NOT_FOUND)
-async def describe_model(name: ModelName, service: ServiceDep) -> Response:
-    """One model, with the window its forecast starts from or a few ids to try."""
-    return json_response(service.describe(name))
+async def describe_model(name: ModelName, service: ServiceDep, version: VersionQuery = None) -> Response:
+    """One model with its versions, aliases and shadows, and the window its forecast starts from or
+    a few ids to try (of `version`, if given)."""
+    return json_response(service.describe(name, version))
 
 
 @router.get("/v1/models/{name}/predict", response_model=PredictResponse, responses=NOT_FOUND)
-async def forecast(name: ModelName, service: ServiceDep, started: StartedDep) -> Response:
+async def forecast(
+    name: ModelName, service: ServiceDep, started: StartedDep, key: RoutingKeyDep, version: VersionQuery = None
+) -> Response:
     """Forecast from the model's own dataset: the last `lookback` points in, `horizon` values out."""
-    return _predict(service, name, PredictRequest(), started)
+    return _predict(service, name, PredictRequest(), started, version, key)
 
 
 @router.post("/v1/models/{name}/predict", response_model=PredictResponse, responses=NOT_FOUND)
-async def predict(name: ModelName, body: PredictRequest, service: ServiceDep, started: StartedDep) -> Response:
+async def predict(
+    name: ModelName, body: PredictRequest, service: ServiceDep, started: StartedDep, key: RoutingKeyDep,
+    version: VersionQuery = None,
+) -> Response:
     """Predict on the caller's `inputs` rows or on `ids` looked up in the model's feature table."""
-    return _predict(service, name, body, started)
+    return _predict(service, name, body, started, version, key)
 
 
-def _predict(service: ServiceDep, name: str, body: PredictRequest, started: float) -> Response:
+def _predict(
+    service: ServiceDep, name: str, body: PredictRequest, started: float, version: str | None, key: str | None
+) -> Response:
+    if version is not None and body.version not in (None, version):
+        raise BadInputError(f"version {version!r} (query) and {body.version!r} (body) disagree: give one")
     with observe_prediction(name):
-        prediction = service.predict(name, body, started)
+        chosen = service.route(name, version or body.version, key or ids_key(body.ids))
+        note_route(chosen)
+        prediction = service.predict_route(chosen, body, started)
+    answer = json_response(prediction.response)
+    (shadow,) = service.shadows.collect([prediction.shadow])  # after the answer is written, within its bound
     count_prediction(succeeded=True, inference_ms=prediction.inference_ms)
-    return json_response(prediction.response)
+    log_served(chosen, prediction.response.duration_ms, shadow)
+    return answer

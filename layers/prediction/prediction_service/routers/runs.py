@@ -5,22 +5,26 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from ..app import ERROR_RESPONSES
-from ..deps import RequestIdDep, RunnerDep, StartedDep
-from ..observability import count_prediction
+from ..app import ERROR_RESPONSES, NOT_FOUND
+from ..deps import RequestIdDep, RoutingKeyDep, RunnerDep, StartedDep
+from ..observability import count_prediction, log_served
 from ..responses import json_response
 from ..schemas import RunRequest, RunResponse
+from ..timing import elapsed_ms
 
 router = APIRouter(tags=["playground runs"], responses=ERROR_RESPONSES)
 
 
-@router.post("/api/runs", response_model=RunResponse)
-async def create_run(body: RunRequest, runner: RunnerDep, started: StartedDep, request_id: RequestIdDep) -> Response:
+@router.post("/api/runs", response_model=RunResponse, responses=NOT_FOUND)
+async def create_run(
+    body: RunRequest, runner: RunnerDep, started: StartedDep, request_id: RequestIdDep, key: RoutingKeyDep
+) -> Response:
     """Run a pipeline block's model on `variables.user_ids`; `record: true` writes a record to S3."""
     try:
-        run = runner.run(body.run, request_id, started)
+        run = runner.run(body.run, request_id, started, key)
     except Exception:
         count_prediction(succeeded=False)
         raise
     count_prediction(succeeded=True, inference_ms=run.inference_ms)
+    log_served(run.route, elapsed_ms(started), run.shadow)
     return json_response(run.response)
