@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv checkov run test bench build validate deploy events models text-model publish-models smoke clean
+.PHONY: help venv checkov run test bench build validate deploy events models text-model publish-models rollout-report smoke clean
 
 help:
 	@echo "make run             serve the API on http://127.0.0.1:$(PORT) (S3 emulated by moto)"
@@ -28,6 +28,7 @@ help:
 	@echo "make text-model      convert all-MiniLM-L6-v2 to ONNX (FP32 + INT8) in .local/text-model/ (cached)"
 	@echo "make deploy          sam build + sam deploy --guided (asks, then saves answers in samconfig.toml)"
 	@echo "make publish-models [STACK=onnx-prediction-api | BUCKET=name] [PREFIX=models/]  upload models/"
+	@echo "make rollout-report [STACK=onnx-prediction-api | BUCKET=name] [SINCE=YYYY-MM-DD]  the run records, per model version"
 	@echo "make smoke URL=http://127.0.0.1:3000 TOKEN=... [SMOKE_ARGS=--sam-local]  check a running API (make run, sam local, deployed)"
 
 $(BIN)/.installed: requirements-dev.txt layers/prediction/requirements.txt
@@ -80,6 +81,10 @@ STACK ?= onnx-prediction-api
 publish-models: venv text-model
 	$(PY) scripts/publish_models.py $(if $(BUCKET),--bucket "$(BUCKET)",--stack "$(STACK)") --prefix "$(or $(PREFIX),models/)" \
 		--text-models .local/text-model
+
+# Requests, errors, latency and shadow disagreement per model version, from the run records in S3.
+rollout-report: venv
+	$(PY) scripts/rollout_report.py $(if $(BUCKET),--bucket "$(BUCKET)",--stack "$(STACK)") $(if $(SINCE),--since "$(SINCE)")
 
 # The seed documents' requests and the v2 protocol (tritonclient) against any running API
 # (SMOKE_ARGS: more options of scripts/smoke.py, e.g. --sam-local, --record). The token is not echoed.

@@ -108,11 +108,14 @@ def serve_proxy(port: int, upstream_port: int) -> None:
             self.end_headers()
             view = memoryview(data)[start:end + 1]
             began = time.perf_counter()
-            for sent in range(0, len(view), PIECE):
-                self.wfile.write(view[sent:sent + PIECE])
-                ahead = began + (sent + PIECE) / RATE - time.perf_counter()
-                if ahead > 0:
-                    time.sleep(ahead)
+            try:
+                for sent in range(0, len(view), PIECE):
+                    self.wfile.write(view[sent:sent + PIECE])
+                    ahead = began + (sent + PIECE) / RATE - time.perf_counter()
+                    if ahead > 0:
+                        time.sleep(ahead)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client stopped reading (a large file's first GET, once sized)
 
         def do_OTHER(self) -> None:
             time.sleep(FIRST_BYTE)

@@ -16,6 +16,7 @@ import json
 import struct
 import subprocess
 import sys
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ class Case:
     stage: str = "$default"  # a named stage puts `/<stage>` in front of the path
     binary: bytes | None = None  # an application/octet-stream body: API Gateway sends it base64-encoded
     headers: dict[str, str] = field(default_factory=dict)
+    query: dict[str, str] = field(default_factory=dict)  # the query string's parameters
 
     @property
     def path(self) -> str:
@@ -101,6 +103,10 @@ CASES = [
     Case("models_describe_unknown_model", "GET", "/v1/models/{name}", {"name": "no_such_model"}),
     Case("models_forecast_drive_stats_a", "GET", PREDICT, {"name": "drive_stats_a"}),
     Case("models_forecast_unknown_model", "GET", PREDICT, {"name": "no_such_model"}),
+    Case("models_forecast_version", "GET", PREDICT, {"name": "drive_stats_a"}, query={"version": "1.0"}),
+    Case("models_forecast_unknown_version", "GET", PREDICT, {"name": "drive_stats_a"}, query={"version": "9.9"}),
+    Case("models_predict_ensemble_members", "POST", PREDICT, {"name": "drive_stats_mean"},
+         _json({"inputs": [WINDOW], "members": True})),
     Case("models_forecast_classifier_without_inputs", "GET", PREDICT, {"name": "user_churn"}),
     Case("models_predict_forecast_window", "POST", PREDICT, {"name": "drive_stats_b"}, _json({"inputs": [WINDOW]})),
     Case("models_predict_ids_probability", "POST", PREDICT, {"name": "user_churn"}, _json({"ids": [1, 5, 100], "probability": True})),
@@ -118,6 +124,14 @@ CASES = [
         "POST",
         "/v1/predict",
         body=_json({"predictions": [{"model_name": "drive_stats_a"}, {"model_name": "drive_stats_b"}]}),
+    ),
+    Case(
+        "batch_routing_key",
+        "POST",
+        "/v1/predict",
+        body=_json({"predictions": [{"model_name": "drive_stats_mean", "members": True},
+                                    {"model_name": "user_churn", "ids": [1], "probability": True}]}),
+        headers={"x-routing-key": "customer-42"},
     ),
     Case(
         "batch_mixed_statuses",
@@ -202,7 +216,7 @@ def build_event(case: Case) -> dict[str, Any]:
     event.update(
         routeKey=route_key,
         rawPath=case.path,
-        rawQueryString="",
+        rawQueryString=urllib.parse.urlencode(case.query),
         headers={
             "accept": "application/json",
             "content-length": str(len((case.body or "").encode())),
@@ -219,6 +233,8 @@ def build_event(case: Case) -> dict[str, Any]:
         event.update(isBase64Encoded=True, body=base64.b64encode(case.binary).decode())
     for optional in ("cookies", "queryStringParameters", "stageVariables"):
         event.pop(optional, None)
+    if case.query:
+        event["queryStringParameters"] = dict(case.query)
     if case.path_params:
         event["pathParameters"] = dict(case.path_params)
     else:

@@ -55,6 +55,9 @@ EXPECTED: dict[str, Expected] = {
     "models_describe_unknown_model.json": models(404, "BadRequest"),
     "models_forecast_drive_stats_a.json": models(200, "Success"),
     "models_forecast_unknown_model.json": models(404, "BadRequest"),
+    "models_forecast_version.json": models(200, "Success"),
+    "models_forecast_unknown_version.json": models(404, "BadRequest"),
+    "models_predict_ensemble_members.json": models(200, "Success"),
     "models_forecast_classifier_without_inputs.json": models(400, "BadRequest"),
     "models_predict_forecast_window.json": models(200, "Success"),
     "models_predict_ids_probability.json": models(200, "Success"),
@@ -72,6 +75,7 @@ EXPECTED: dict[str, Expected] = {
     "batch_mixed_statuses.json": Expected(
         "batch", 200, item_statuses=["Success", "Success", "BadRequest", "BadRequest"]
     ),
+    "batch_routing_key.json": Expected("batch", 200, item_statuses=["Success", "Success"]),
     "batch_empty.json": Expected("batch", 400, "BadRequest"),
     "batch_malformed_json.json": Expected("batch", 400, "BadRequest"),
     "runs_document_probability.json": Expected("runs", 200, run_output=True),

@@ -8,9 +8,8 @@
   ShadowRuns, ShadowFailures and ShadowDisagreements (zeros left out); single-model
   invocations carry a `model` dimension. Always added on the request's thread. Outside
   Lambda (`make run`) POWERTOOLS_METRICS_DISABLED keeps them off stdout.
-- Every answered prediction logs one line, `prediction served`, with the model, the version
-  that answered (`model_version`), the alias that chose it and the routing key's hash; the
-  log lines written after the version is chosen carry them too.
+- Once a prediction's version is chosen, every log line of it carries the model, the version
+  (`model_version`), the alias that chose it and the routing key's hash (never the key).
 - Traces: X-Ray through Powertools Tracer, on when the template's `EnableTracing` is
   (POWERTOOLS_TRACE_DISABLED=false).
 """
@@ -122,22 +121,20 @@ def note_route(route: Route) -> None:
     logger.append_keys(**route_keys(route))
 
 
-def log_served(route: Route, duration_ms: int, shadow: ShadowOutcome | None = None) -> None:
-    """The line of one answered prediction, with its version and how it was chosen; and its
-    shadow's outcome, counted (on the request's thread) and logged beside it."""
-    logger.info("prediction served", extra={**route_keys(route), "duration_ms": duration_ms})
+def record_shadow(route: Route, shadow: ShadowOutcome | None) -> None:
+    """A shadow's outcome beside the prediction `route` answered: counted (on the request's thread),
+    and logged when it failed or ran out of time. The prediction itself logs no line: API Gateway's
+    access log has every request, and the warm path stays free of log formatting."""
     if shadow is None:
         return
     metrics.add_metric(name="ShadowRuns", unit=MetricUnit.Count, value=1)
-    keys = {**route_keys(route), "shadow_version": shadow.model_version, "shadow_status": shadow.status,
-            "shadow_duration_ms": shadow.duration_ms}
     if shadow.error_message is not None:
         metrics.add_metric(name="ShadowFailures", unit=MetricUnit.Count, value=1)
-        logger.warning("shadow failed: %s", shadow.error_message, extra=keys)
-        return
-    if not shadow.agrees:
+        logger.warning("shadow failed: %s", shadow.error_message, extra={
+            **route_keys(route), "shadow_version": shadow.model_version, "shadow_status": shadow.status,
+            "shadow_duration_ms": shadow.duration_ms})
+    elif not shadow.agrees:
         metrics.add_metric(name="ShadowDisagreements", unit=MetricUnit.Count, value=1)
-    logger.info("shadow ran", extra={**keys, "shadow_agrees": shadow.agrees})
 
 
 def log_error(error: PredictionError, route: Route | None = None) -> None:

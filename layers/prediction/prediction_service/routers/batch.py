@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from ..app import ERROR_RESPONSES
 from ..deps import RequestIdDep, RoutingKeyDep, ServiceDep, StartedDep
 from ..errors import error_body
-from ..observability import count_prediction, log_error, log_served
+from ..observability import count_prediction, log_error, record_shadow
 from ..responses import json_response
 from ..schemas import BatchPredictRequest, BatchPredictResponse, PredictResponse
 from ..outcomes import Failure, Prediction
@@ -41,7 +41,7 @@ async def predict_batch(
     shadows = service.shadows.collect([r.shadow if isinstance(r, Prediction) else None for r in results])
     for result, shadow in zip(results, shadows, strict=True):
         if isinstance(result, Prediction):
-            log_served(result.route, result.response.duration_ms, shadow)
+            record_shadow(result.route, shadow)
     return answer
 
 

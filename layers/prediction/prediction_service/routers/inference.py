@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from ..deps import InferenceDep, RoutingKeyDep
 from ..errors import BadInputError, PayloadTooLargeError, UnsupportedMediaTypeError, describe_errors
 from ..middleware import LAMBDA_PAYLOAD_BYTES
-from ..observability import count_prediction, log_served, note_route, observe_prediction
+from ..observability import count_prediction, record_shadow, note_route, observe_prediction
 from ..protocol import (
     InferenceRequest,
     InferenceResponse,
@@ -25,8 +25,7 @@ from ..protocol import (
     ServerMetadata,
     ServerReady,
 )
-from ..responses import JSON, json_response, started_at
-from ..timing import elapsed_ms
+from ..responses import JSON, json_response
 
 HEALTH_PATHS = ("/v2/health/live", "/v2/health/ready")
 HEADER_LENGTH = "inference-header-content-length"
@@ -154,7 +153,7 @@ def _infer(service: InferenceDep, name: str, version: str | None, request: Reque
             headers={HEADER_LENGTH: str(len(answer))},
         )
     (shadow,) = service.shadows.collect([result.shadow])  # after the answer is written, within its bound
-    log_served(result.route, elapsed_ms(started_at(request.scope)), shadow)
+    record_shadow(result.route, shadow)
     return response
 
 

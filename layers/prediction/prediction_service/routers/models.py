@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from ..app import ERROR_RESPONSES, NOT_FOUND
 from ..deps import RoutingKeyDep, ServiceDep, StartedDep, VersionQuery
 from ..errors import BadInputError
-from ..observability import count_prediction, log_served, note_route, observe_prediction
+from ..observability import count_prediction, record_shadow, note_route, observe_prediction
 from ..routing import ids_key
 from ..responses import json_response
 from ..schemas import ModelDetail, ModelList, PredictRequest, PredictResponse
@@ -62,5 +62,5 @@ def _predict(
     answer = json_response(prediction.response)
     (shadow,) = service.shadows.collect([prediction.shadow])  # after the answer is written, within its bound
     count_prediction(succeeded=True, inference_ms=prediction.inference_ms)
-    log_served(chosen, prediction.response.duration_ms, shadow)
+    record_shadow(chosen, shadow)
     return answer

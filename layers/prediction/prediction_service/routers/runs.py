@@ -7,10 +7,9 @@ from fastapi.responses import Response
 
 from ..app import ERROR_RESPONSES, NOT_FOUND
 from ..deps import RequestIdDep, RoutingKeyDep, RunnerDep, StartedDep
-from ..observability import count_prediction, log_served
+from ..observability import count_prediction, record_shadow
 from ..responses import json_response
 from ..schemas import RunRequest, RunResponse
-from ..timing import elapsed_ms
 
 router = APIRouter(tags=["playground runs"], responses=ERROR_RESPONSES)
 
@@ -26,5 +25,5 @@ async def create_run(
         count_prediction(succeeded=False)
         raise
     count_prediction(succeeded=True, inference_ms=run.inference_ms)
-    log_served(run.route, elapsed_ms(started), run.shadow)
+    record_shadow(run.route, run.shadow)
     return json_response(run.response)
