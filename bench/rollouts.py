@@ -95,11 +95,10 @@ def main() -> dict[str, float]:
     server, url = start_s3()
     import boto3
     from prediction_service import composition
+    from prediction_service.observability import logger
     from prediction_service.schemas import PredictRequest
     from prediction_service.settings import Settings
     from support import http_event, lambda_context, load_function
-
-    from prediction_service.observability import logger
 
     logger.registered_handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 - log lines to a reader that keeps up
     publish_all(boto3.client("s3", endpoint_url=url))

@@ -117,18 +117,27 @@ def stack_output(stack: str, key: str) -> str:
     return outputs[key]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_bucket_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--bucket`, or `--stack` (a deployed stack of this template: its model bucket), and `--endpoint-url`."""
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--bucket")
-    target.add_argument("--stack", help="a deployed stack of this template: publish to its model bucket")
-    parser.add_argument("--prefix", default="models/")
+    target.add_argument("--stack", help="a deployed stack of this template: its model bucket")
     parser.add_argument("--endpoint-url", default=None, help="S3 endpoint, e.g. a local moto server")
+
+
+def model_bucket(args: argparse.Namespace) -> str:
+    """The bucket the arguments name, directly or through the stack's ModelBucketName output."""
+    return args.bucket or stack_output(args.stack, "ModelBucketName")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_bucket_arguments(parser)
+    parser.add_argument("--prefix", default="models/")
     parser.add_argument("--text-models", type=Path, default=None,
                         help="also publish the text models models/build_text_model.py built into this directory")
     args = parser.parse_args(argv)
-    if args.stack:
-        args.bucket = stack_output(args.stack, "ModelBucketName")
+    args.bucket = model_bucket(args)
     s3 = boto3.client("s3", endpoint_url=args.endpoint_url)
     try:
         for key in publish(s3, args.bucket, args.prefix, text_models=args.text_models):

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+from publish_models import add_bucket_arguments, model_bucket
 
 
 @dataclass
@@ -110,18 +111,13 @@ def render(figures: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--bucket")
-    target.add_argument("--stack", help="a deployed stack of this template: its model bucket")
+    add_bucket_arguments(parser)
     parser.add_argument("--prefix", default="records/")
-    parser.add_argument("--since", type=dt.date.fromisoformat, default=None, help="YYYY-MM-DD: records from that day on")
-    parser.add_argument("--endpoint-url", default=None, help="S3 endpoint, e.g. a local moto server")
+    parser.add_argument("--since", type=dt.date.fromisoformat, default=None,
+                        help="YYYY-MM-DD: records from that day on")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
-    if args.stack:
-        from publish_models import stack_output
-
-        args.bucket = stack_output(args.stack, "ModelBucketName")
+    args.bucket = model_bucket(args)
     s3 = boto3.client("s3", endpoint_url=args.endpoint_url)
     records = (json.loads(s3.get_object(Bucket=args.bucket, Key=key)["Body"].read())
                for key in record_keys(s3, args.bucket, args.prefix, args.since))

@@ -18,7 +18,6 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import yaml
-from support import BUCKET, ROOT, CountingStore, http_event, lambda_context, load_function
 from prediction_service.composition import build_components, components
 from prediction_service.errors import ManifestError, VersionNotFoundError
 from prediction_service.manifest import Manifest
@@ -26,6 +25,7 @@ from prediction_service.routing import key_hash, route
 from prediction_service.schemas import PredictRequest
 from prediction_service.settings import Settings
 from prediction_service.store import S3Store
+from support import BUCKET, ROOT, CountingStore, http_event, lambda_context, load_function
 
 SHIPPED = yaml.safe_load((ROOT / "models" / "manifest.yaml").read_text())
 SPLIT = {"1.0": 90, "1.1": 10}
@@ -220,8 +220,8 @@ def test_every_answer_says_which_version_served_it(rollout: Any) -> None:
     status, body = call(batch, "POST", "/v1/predict", {"predictions": [
         {"model_name": "drive_stats_a", "version": "1.0"}, {"model_name": "drive_stats_a", "version": "1.1"}]})
     assert [p["model_version"] for p in body["predictions"]] == ["1.0", "1.1"]
-    status, body = call(runs, "POST", "/api/runs", {"run": {"pipeline_uuid": "drive_stats", "block_uuid": "drive_stats_a",
-                                                           "variables": {"version": "1.1"}, "record": False}})
+    status, body = call(runs, "POST", "/api/runs", {"run": {
+        "pipeline_uuid": "drive_stats", "block_uuid": "drive_stats_a", "variables": {"version": "1.1"}, "record": False}})
     assert (status, body["run"]["model_version"], body["run"]["model_name"]) == (200, "1.1", "drive_stats_a")
     infer = {"inputs": [{"name": "X", "shape": [1, 30], "datatype": "FP32", "data": window.ravel().tolist()}]}
     status, body = call(inference, "POST", "/v2/models/drive_stats_a/versions/canary/infer", infer)
@@ -387,7 +387,8 @@ def test_an_ensemble_forecast_is_the_mean_of_its_members_computed_independently(
     infer = {"inputs": [{"name": "X", "shape": [1, 30], "datatype": "FP32", "data": window.ravel().tolist()}]}
     status, v2 = call(load_function("inference"), "POST", "/v2/models/drive_stats_mean/infer", infer)
     assert status == 200 and v2["outputs"][0]["data"] == pytest.approx(expected.tolist(), rel=1e-5)
-    status, batch = call(load_function("batch"), "POST", "/v1/predict", {"predictions": [{"model_name": "drive_stats_mean"}]})
+    status, batch = call(load_function("batch"), "POST", "/v1/predict",
+                         {"predictions": [{"model_name": "drive_stats_mean"}]})
     assert batch["predictions"][0]["prediction"] == pytest.approx(expected.tolist(), rel=1e-5)
     status, run = call(load_function("runs"), "POST", "/api/runs", {"run": {
         "pipeline_uuid": "drive_stats", "block_uuid": "drive_stats_mean", "record": False}})

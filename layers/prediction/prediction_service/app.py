@@ -9,14 +9,6 @@ import warnings
 from collections.abc import Collection
 from typing import Any
 
-# FastAPI checks each route's models against pydantic.v1 (to refuse v1 models) by importing it,
-# 50 ms of a cold start on a 2-core machine; no v1 model exists here, so the functions declare it
-# absent and the check answers "not v1" without the import. (Set only if nothing imported it.)
-sys.modules.setdefault("pydantic.v1", None)  # type: ignore[arg-type]
-# Request bodies' validators are built on first use (schemas.Schema); pydantic then notes that
-# the `alias` FastAPI gives a body parameter means nothing to the model, which is so.
-warnings.filterwarnings("ignore", message="The 'alias' attribute with value 'body'", module="pydantic")
-
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -37,6 +29,14 @@ from .middleware import MAX_BODY_BYTES, BearerAuth, JsonBodyGuard, RequestTimer,
 from .observability import log_error
 from .responses import error_response
 from .schemas import ErrorBody
+
+# FastAPI checks each route's models against pydantic.v1 (to refuse v1 models) by importing it,
+# 50 ms of a cold start on a 2-core machine; no v1 model exists here, so the functions declare it
+# absent and the check answers "not v1" without the import. (Set only if nothing imported it.)
+sys.modules.setdefault("pydantic.v1", None)  # type: ignore[arg-type]
+# Request bodies' validators are built on first use (schemas.Schema); pydantic then notes that
+# the `alias` FastAPI gives a body parameter means nothing to the model, which is so.
+warnings.filterwarnings("ignore", message="The 'alias' attribute with value 'body'", module="pydantic")
 
 logger = logging.getLogger(__name__)
 

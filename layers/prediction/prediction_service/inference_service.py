@@ -71,12 +71,14 @@ class EnsembleModel:
         self._members, self._weights, self._classifier = members, weights, classifier
 
     def run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        answers = [dict(zip([o.name for o in m.outputs], m.session.run(None, feeds), strict=True)) for m in self._members]
+        answers = [dict(zip([o.name for o in m.outputs], m.session.run(None, feeds), strict=True))
+                   for m in self._members]
         if self._classifier:
             labels, probabilities = soft_vote([a["probabilities"] for a in answers], self._weights)
             combined = {"label": labels, "probabilities": probabilities.astype(np.float32)}
         else:
-            combined = {o.name: weighted_mean([a[o.name] for a in answers], self._weights).astype(answers[0][o.name].dtype)
+            first = answers[0]
+            combined = {o.name: weighted_mean([a[o.name] for a in answers], self._weights).astype(first[o.name].dtype)
                         for o in self.outputs}
         return [combined[name] for name in names]
 
@@ -250,7 +252,9 @@ def _check_signature(given: RequestInput, spec: TensorSpec) -> None:
         raise BadInputError(f"input {given.name!r} is {spec.datatype}, not {given.datatype}")
     if any(d < 0 for d in given.shape):
         raise BadInputError(f"input {given.name!r}: shape dimensions must be >= 0")
-    if len(given.shape) != len(spec.shape) or any(w not in (-1, g) for g, w in zip(given.shape, spec.shape)):
+    if len(given.shape) != len(spec.shape) or any(
+        w not in (-1, g) for g, w in zip(given.shape, spec.shape, strict=True)
+    ):
         raise BadInputError(f"input {given.name!r} has shape {list(spec.shape)} (-1: any size), not {given.shape}")
 
 

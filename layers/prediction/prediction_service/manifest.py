@@ -181,7 +181,8 @@ class Manifest(BaseModel):
                     continue
                 live = known.get(spec.shadow_of)
                 if live is None or live.shadow_of is not None:
-                    raise ValueError(f"model {spec.label} shadows {spec.shadow_of!r}, which is not a serving version of it")
+                    raise ValueError(f"model {spec.label} shadows {spec.shadow_of!r}, "
+                                     "which is not a serving version of it")
                 if spec.shadow_of in shadowed:
                     raise ValueError(f"model {name!r} version {spec.shadow_of!r} has more than one shadow")
                 shadowed.add(spec.shadow_of)
@@ -295,7 +296,8 @@ def _with_members_interface(ensemble: ModelSpec, by_name: dict[str, list[ModelSp
         versions = by_name.get(member.model)
         if not versions:
             raise ValueError(f"ensemble {ensemble.name!r}: member {member.model!r} is not in the manifest")
-        chosen = [v for v in versions if v.version == member.version or (member.version is None and v.shadow_of is None)]
+        chosen = [v for v in versions
+                  if v.version == member.version or (member.version is None and v.shadow_of is None)]
         if not chosen:
             raise ValueError(f"ensemble {ensemble.name!r}: member {member.model!r} has no version {member.version!r}")
         specs.append(chosen[0])

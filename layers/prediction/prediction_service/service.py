@@ -78,7 +78,9 @@ class PredictionService:
         or VersionNotFoundError (404s)."""
         return route(self.registry.manifest(), name, version, key)
 
-    def predict(self, name: str, request: PredictRequest, started: float, *, routing_key: str | None = None) -> Prediction:
+    def predict(
+        self, name: str, request: PredictRequest, started: float, *, routing_key: str | None = None
+    ) -> Prediction:
         """One prediction, timed from `started` (when the request arrived), routed by the request's
         version, else by `routing_key` or its ids. Raises a PredictionError naming the model."""
         try:
@@ -175,7 +177,8 @@ class PredictionService:
             values = forecast(session, window, spec.horizon)
             inference_ms = (time.perf_counter() - started) * 1000
             _require_finite(values, "forecast", from_caller=request.inputs is not None)
-            return PredictResponse(**base, lookback=spec.lookback, prediction=values.tolist(), duration_ms=0), inference_ms
+            response = PredictResponse(**base, lookback=spec.lookback, prediction=values.tolist(), duration_ms=0)
+            return response, inference_ms
         rows = self._rows(spec, request)
         started = time.perf_counter()
         labels, probabilities = classify(session, rows, len(spec.classes or ()))
@@ -203,7 +206,8 @@ class PredictionService:
         weights = [m.weight for m in spec.members]
         inference_ms = sum(ms for _, ms in answers)
         base = {"status": PredictStatus.SUCCESS, "model_name": spec.name, "model_version": spec.version}
-        listed = [MemberPrediction(model_name=a.model_name, model_version=a.model_version or "", prediction=a.prediction,
+        listed = [MemberPrediction(model_name=a.model_name, model_version=a.model_version or "",
+                                   prediction=a.prediction,
                                    probabilities=a.probabilities if request.probability else None)
                   for a, _ in answers] if request.members else None
         if spec.classes is None:

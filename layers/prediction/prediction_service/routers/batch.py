@@ -11,9 +11,9 @@ from ..app import ERROR_RESPONSES
 from ..deps import RequestIdDep, RoutingKeyDep, ServiceDep, StartedDep
 from ..errors import error_body
 from ..observability import count_prediction, log_error, record_shadow
+from ..outcomes import Failure, Prediction
 from ..responses import json_response
 from ..schemas import BatchPredictRequest, BatchPredictResponse, PredictResponse
-from ..outcomes import Failure, Prediction
 from ..timing import elapsed_ms
 
 router = APIRouter(tags=["batch"], responses=ERROR_RESPONSES)

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from ..deps import InferenceDep, RoutingKeyDep
 from ..errors import BadInputError, PayloadTooLargeError, UnsupportedMediaTypeError, describe_errors
 from ..middleware import LAMBDA_PAYLOAD_BYTES
-from ..observability import count_prediction, record_shadow, note_route, observe_prediction
+from ..observability import count_prediction, note_route, observe_prediction, record_shadow
 from ..protocol import (
     InferenceRequest,
     InferenceResponse,

@@ -11,9 +11,9 @@ from fastapi.responses import Response
 from ..app import ERROR_RESPONSES, NOT_FOUND
 from ..deps import RoutingKeyDep, ServiceDep, StartedDep, VersionQuery
 from ..errors import BadInputError
-from ..observability import count_prediction, record_shadow, note_route, observe_prediction
-from ..routing import ids_key
+from ..observability import count_prediction, note_route, observe_prediction, record_shadow
 from ..responses import json_response
+from ..routing import ids_key
 from ..schemas import ModelDetail, ModelList, PredictRequest, PredictResponse
 
 router = APIRouter(tags=["models"], responses=ERROR_RESPONSES)
