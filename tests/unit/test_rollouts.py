@@ -465,3 +465,27 @@ def test_the_report_counts_requests_errors_and_shadow_disagreements_per_version(
     printed = capsys.readouterr().out
     print(printed)
     assert "user_churn/1.0" in printed and "user_churn/1.0 -> 1.1" in printed
+
+
+def test_the_chosen_version_is_on_a_prediction_s_log_lines_and_on_no_later_ones(rollout: Any) -> None:
+    import io
+
+    from prediction_service.observability import ROUTE_KEYS, logger
+
+    models = load_function("models")
+    rollout.delete_object(Bucket=BUCKET, Key="models/drive_stats_b.onnx")  # version 1.1's file: it fails to load
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(logger.registered_formatter)  # the JSON lines the functions write
+    logger.addHandler(handler)
+    try:
+        status, body = call(models, "GET", "/v1/models/drive_stats_a/predict", query="version=1.1",
+                            headers={"x-routing-key": "customer-7"})
+    finally:
+        logger.removeHandler(handler)
+    assert status == 500 and body["model_name"] == "drive_stats_a"
+    (failure,) = [json.loads(line) for line in lines.getvalue().splitlines() if '"level":"ERROR"' in line]
+    assert (failure["model_version"], failure["routing_key_hash"]) == ("1.1", key_hash("customer-7"))
+    assert not set(ROUTE_KEYS) & set(logger.get_current_keys()), "nothing left for the next request's lines"
+    assert call(models, "GET", "/v1/models/drive_stats_a/predict", query="version=1.0")[0] == 200
+    assert not set(ROUTE_KEYS) & set(logger.get_current_keys())

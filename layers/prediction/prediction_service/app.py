@@ -26,7 +26,7 @@ from .errors import (
     error_body,
 )
 from .middleware import MAX_BODY_BYTES, BearerAuth, JsonBodyGuard, RequestTimer, StagePrefix
-from .observability import log_error
+from .observability import forget_route, log_error
 from .responses import error_response
 from .schemas import ErrorBody
 
@@ -57,6 +57,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 async def _prediction_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PredictionError)
     log_error(exc)
+    forget_route()  # a failed prediction's version is on the line just written, and on no later one
     return error_response(exc, request.scope, request.app.state.error_body)
 
 

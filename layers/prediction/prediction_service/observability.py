@@ -96,7 +96,9 @@ def observe_prediction(model: str) -> Iterator[None]:
             yield
         except Exception:
             count_prediction(succeeded=False)
-            raise
+            raise  # the version stays on the log lines until the app's handler has logged the failure
+        else:
+            forget_route()
 
 
 def count_prediction(*, succeeded: bool, inference_ms: float | None = None) -> None:
@@ -115,10 +117,18 @@ def route_keys(route: Route) -> dict[str, str | None]:
             "routing_key_hash": route.key_hash}
 
 
+ROUTE_KEYS = ("model_version", "alias", "routing_key_hash")
+
+
 def note_route(route: Route) -> None:
-    """The chosen version on every log line of this invocation from here on (Powertools clears
-    the keys at the next invocation)."""
-    logger.append_keys(**route_keys(route))
+    """The chosen version on the prediction's log lines from here on, until `forget_route`: the
+    end of the prediction, or once its failure is logged (Powertools also clears the keys at
+    the next invocation)."""
+    logger.append_keys(**{key: value for key, value in route_keys(route).items() if key in ROUTE_KEYS})
+
+
+def forget_route() -> None:
+    logger.remove_keys(list(ROUTE_KEYS))
 
 
 def record_shadow(route: Route, shadow: ShadowOutcome | None) -> None:

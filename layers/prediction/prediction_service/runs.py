@@ -67,10 +67,18 @@ class BlockRunner:
         self._recorder = recorder
         self._clock = clock
 
-    def run(self, spec: RunSpec, request_id: str, started: float, routing_key: str | None = None) -> Run:
+    def run(
+        self,
+        spec: RunSpec,
+        request_id: str,
+        started: float,
+        routing_key: str | None = None,
+        on_route: Callable[[Route], None] | None = None,
+    ) -> Run:
         """The block's output. Raises a PredictionError when the run cannot be made, after
         recording it if asked to (a failed run is recorded too). The version that answers is
-        chosen by `variables.version`, else by `routing_key` or the run's `user_ids`."""
+        chosen by `variables.version`, else by `routing_key` or the run's `user_ids`; `on_route`
+        hears of it as soon as it is chosen (the edge puts it on the log lines)."""
         block = self._service.registry.manifest().find_block(spec.pipeline_uuid, spec.block_uuid)
         if block is None:
             message = f"pipeline {spec.pipeline_uuid!r} has no block {spec.block_uuid!r}; GET /v1/models lists them"
@@ -81,6 +89,8 @@ class BlockRunner:
             if spec.run_upstream_blocks:
                 self._refresh(block.name, spec.incomplete_only)
             chosen = self._service.route(block.name, request.version, routing_key or ids_key(request.ids))
+            if on_route is not None:
+                on_route(chosen)
             prediction = self._service.predict_route(chosen, request, started)
         except PredictionError as exc:
             if spec.record:
