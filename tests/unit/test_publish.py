@@ -48,7 +48,10 @@ def test_a_file_that_does_not_match_the_manifest_is_not_uploaded(s3: Any, tmp_pa
         (lambda text: text.replace("    kind: forecast", "    kind: regression", 1), "kind"),
         (lambda text: text + "\nunexpected: true\n", "unexpected"),
         (lambda text: text.replace("name: drive_stats_b", "name: drive_stats_a", 1), "listed twice"),
+        (lambda text: text + '\naliases:\n  drive_stats_a:\n    stable: {"1.0": 95}\n', "add up to 95, not 100"),
+        (lambda text: text.replace("      - model: drive_stats_b", "      - model: user_churn", 1), "differs from"),
     ],
+    ids=["negative-lookback", "unknown-kind", "unknown-field", "a-version-twice", "bad-weights", "mismatched-members"],
 )
 def test_a_manifest_the_functions_would_refuse_is_not_uploaded(
     s3: Any, tmp_path: Path, capsys: Any, edit: Any, reason: str
