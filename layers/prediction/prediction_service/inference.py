@@ -106,3 +106,14 @@ def classify(session: ort.InferenceSession, rows: np.ndarray, classes: int) -> t
         raise ModelOutputError(f"the model returned probabilities of shape {probabilities.shape}, expected "
                                f"{(rows.shape[0], classes)}")
     return np.asarray(labels).astype(int), probabilities
+
+
+def outputs_agree(live: np.ndarray | Sequence[object], shadow: np.ndarray | Sequence[object]) -> bool:
+    """Whether a shadow's output agrees with the live one: the same shape, and equal values, or for
+    floats every value within 1%."""
+    live, shadow = np.asarray(live), np.asarray(shadow)
+    if live.shape != shadow.shape:
+        return False
+    if live.dtype.kind == "f":
+        return bool(np.allclose(shadow, live, rtol=0.01, atol=1e-9))
+    return bool(np.array_equal(live, shadow))

@@ -24,7 +24,7 @@ from .errors import (
     PredictionError,
     VersionNotFoundError,
 )
-from .inference import OnnxModel, TensorSpec
+from .inference import OnnxModel, TensorSpec, outputs_agree
 from .manifest import Manifest, ModelSpec
 from .protocol import InferenceRequest, ModelMetadata, Parameters, RequestInput, ServerMetadata, TensorMetadata
 from .registry import ModelRegistry
@@ -162,7 +162,7 @@ class InferenceService:
 
         def run() -> ShadowRun:
             answer = _run(self._served(shadow, manifest), names, feeds, shadow.name)
-            return ShadowRun(None, all(_close(a, b) for a, b in zip(live, answer, strict=True)))
+            return ShadowRun(None, all(outputs_agree(a, b) for a, b in zip(live, answer, strict=True)))
 
         return self.shadows.start(shadow.version, run)
 
@@ -171,9 +171,8 @@ class InferenceService:
         it (text in, embeddings out); for an ensemble, its members run together."""
         if spec.members is not None:
             manifest = manifest or self.registry.manifest()
-            members = [manifest.get(m.model, m.version) for m in spec.members]
             try:
-                return EnsembleModel(spec.name, [self._served_file(m) for m in members],
+                return EnsembleModel(spec.name, [self._served_file(m) for m in manifest.members_of(spec)],
                                      [m.weight for m in spec.members], classifier=spec.classes is not None)
             except IntegrityError as exc:
                 raise ModelLoadError(spec.name, exc) from exc
@@ -196,16 +195,6 @@ def _run(model: Served, names: list[str], feeds: dict[str, np.ndarray], name: st
     except _RUN_ERRORS as exc:
         reason = str(exc).splitlines()[0][:300]
         raise BadInputError(f"the model could not run on these inputs: {reason}", model_name=name) from exc
-
-
-def _close(live: np.ndarray, shadow: np.ndarray) -> bool:
-    """Whether a shadow's output agrees with the live one: equal, or for floats within 1%."""
-    live, shadow = np.asarray(live), np.asarray(shadow)
-    if live.shape != shadow.shape:
-        return False
-    if live.dtype.kind == "f":
-        return bool(np.allclose(shadow, live, rtol=0.01, atol=1e-9))
-    return bool(np.array_equal(live, shadow))
 
 
 def _metadata(specs: tuple[TensorSpec, ...]) -> list[TensorMetadata]:

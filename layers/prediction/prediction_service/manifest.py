@@ -240,30 +240,41 @@ class Manifest(BaseModel):
             raise ModelNotFoundError(name)
         return versions
 
+    def alias(self, name: str, version: str | None = None) -> str | None:
+        """The alias a request for `name` (and `version`) follows: `version` when it is one of the
+        model's aliases, `stable` for the bare name when the model has it; None when the request
+        names a version, or the model has a single serving version."""
+        aliases = self.aliases.get(name, {})
+        wanted = STABLE if version is None else version
+        return wanted if wanted in aliases else None
+
     def get(self, name: str, version: str | None = None) -> ModelSpec:
         """A version of a model; for an alias (or the bare name, which follows `stable`), the version
         it weighs most, else the model's only serving version. Raises ModelNotFoundError or
         VersionNotFoundError (naming the versions and aliases there are)."""
         versions = self.versions(name)
-        aliases = self.aliases.get(name, {})
-        alias = STABLE if version is None else version
-        if alias in aliases:
-            weights = aliases[alias]
+        alias = self.alias(name, version)
+        if alias is not None:
+            weights = self.aliases[name][alias]
             version = max(weights, key=lambda v: weights[v])  # the first listed of equal weights
         elif version is None:
             return next(v for v in versions if v.shadow_of is None)
         for spec in versions:
             if spec.version == version:
                 return spec
-        raise VersionNotFoundError(name, version, [*(v.version for v in versions), *aliases])
+        raise VersionNotFoundError(name, version, [*(v.version for v in versions), *self.aliases.get(name, {})])
 
     def reachable(self, name: str, version: str | None = None) -> list[ModelSpec]:
         """Every version a request for this name (and version or alias) may be answered by."""
-        aliases = self.aliases.get(name, {})
-        alias = STABLE if version is None else version
-        if alias in aliases:
-            return [self.get(name, v) for v, weight in aliases[alias].items() if weight > 0]
+        alias = self.alias(name, version)
+        if alias is not None:
+            return [self.get(name, v) for v, weight in self.aliases[name][alias].items() if weight > 0]
         return [self.get(name, version)]
+
+    def members_of(self, ensemble: ModelSpec) -> list[ModelSpec]:
+        """An ensemble's members, each in its pinned version or the one its name serves most."""
+        assert ensemble.members is not None
+        return [self.get(m.model, m.version) for m in ensemble.members]
 
     def shadow_for(self, spec: ModelSpec) -> ModelSpec | None:
         """The version that shadows `spec`, if one does."""

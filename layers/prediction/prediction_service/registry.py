@@ -86,8 +86,7 @@ class ModelRegistry:
         """The files a version reads: its model, its tokenizer, its data tables (with `tables`);
         an ensemble's are its members'."""
         if spec.members is not None:
-            manifest = self.manifest()
-            return [ref for m in spec.members for ref in self.files_of(manifest.get(m.model, m.version), tables=tables)]
+            return [ref for member in self.manifest().members_of(spec) for ref in self.files_of(member, tables=tables)]
         assert spec.file is not None and spec.sha256 is not None
         extra = [spec.dataset, spec.features] if tables else []
         return [ref for ref in (FileRef(file=spec.file, sha256=spec.sha256), spec.tokenizer, *extra) if ref is not None]
@@ -117,9 +116,8 @@ class ModelRegistry:
         dataset or feature table too, which only predictions from the model's own data read.
         An ensemble loads its members, one after another."""
         if spec.members is not None:
-            manifest = self.manifest()
-            for member in spec.members:
-                self.load(manifest.get(member.model, member.version), tables=tables)
+            for member in self.manifest().members_of(spec):
+                self.load(member, tables=tables)
             return
         refs = (spec.dataset, spec.features) if tables else ()
         others = [self._loaders.submit(self.table, spec, ref) for ref in refs if ref]

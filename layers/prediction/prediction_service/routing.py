@@ -16,9 +16,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .errors import VersionNotFoundError
-from .manifest import STABLE
-
 if TYPE_CHECKING:
     from .manifest import Manifest, ModelSpec
 
@@ -90,20 +87,9 @@ def route(
     """The version that answers: `version` if it names one; the alias it names; else the bare name's
     alias (`stable`) or the model's only serving version. Raises ModelNotFoundError for an unknown
     name and VersionNotFoundError (404, naming the known versions and aliases) for an unknown version."""
-    versions = manifest.versions(name)
-    by_version = {spec.version: spec for spec in versions}
-    aliases = manifest.aliases.get(name, {})
     hashed = key_hash(key) if key is not None else None
-    if version is not None:
-        if version in by_version:
-            return Route(by_version[version], None, hashed, key, manifest)
-        if version not in aliases:
-            raise VersionNotFoundError(name, version, [*by_version, *aliases])
-        alias = version
-    elif STABLE in aliases:
-        alias = STABLE
-    else:
-        (only,) = [spec for spec in versions if spec.shadow_of is None]  # the manifest guarantees one
-        return Route(only, None, hashed, key, manifest)
-    chosen = pick(aliases[alias], point(name, key, draw))
-    return Route(by_version[chosen], alias, hashed, key, manifest)
+    alias = manifest.alias(name, version)
+    if alias is None:
+        return Route(manifest.get(name, version), None, hashed, key, manifest)
+    chosen = pick(manifest.aliases[name][alias], point(name, key, draw))
+    return Route(manifest.get(name, chosen), alias, hashed, key, manifest)

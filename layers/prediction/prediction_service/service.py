@@ -16,7 +16,7 @@ import numpy as np
 
 from .ensembles import soft_vote, weighted_mean
 from .errors import UNEXPECTED, BadInputError, ModelOutputError, PredictionError
-from .inference import classify, forecast, input_matrix
+from .inference import classify, forecast, input_matrix, outputs_agree
 from .manifest import Manifest, ModelSpec
 from .outcomes import Failure, Prediction
 from .registry import ModelRegistry
@@ -64,7 +64,7 @@ class PredictionService:
         manifest = self.registry.manifest()
         spec = manifest.get(name, version)
         window = example_ids = None
-        data = spec if spec.kind != "ensemble" else self._member_specs(manifest, spec)[0]
+        data = self._served_specs(manifest, spec)[0]
         if data.dataset is not None and data.lookback is not None:
             series = self.registry.table(data, data.dataset).column(data.dataset.column)
             window = series[-data.lookback :].tolist()
@@ -220,14 +220,10 @@ class PredictionService:
                                    classes=list(spec.classes), members=listed, duration_ms=0), inference_ms
         return PredictResponse(**base, prediction=labels.tolist(), members=listed, duration_ms=0), inference_ms
 
-    def _member_specs(self, manifest: Manifest, spec: ModelSpec) -> list[ModelSpec]:
-        """An ensemble's members, each in its pinned version or the one its name serves most."""
-        assert spec.members is not None
-        return [manifest.get(m.model, m.version) for m in spec.members]
-
-    def _served_specs(self, manifest: Manifest, spec: ModelSpec) -> list[ModelSpec]:
+    @staticmethod
+    def _served_specs(manifest: Manifest, spec: ModelSpec) -> list[ModelSpec]:
         """The versions whose files serve `spec`: itself, or an ensemble's members."""
-        return self._member_specs(manifest, spec) if spec.kind == "ensemble" else [spec]
+        return manifest.members_of(spec) if spec.kind == "ensemble" else [spec]
 
     def _start_shadow(self, chosen: Route, request: PredictRequest, live: PredictResponse) -> Shadow | None:
         """The shadow of the version that answered, started on the same request (None without one)."""
@@ -305,7 +301,4 @@ def agrees(spec: ModelSpec, live: PredictResponse, shadow: PredictResponse) -> b
     if spec.kind == "text-embedding":
         a, b = np.asarray(live.embeddings), np.asarray(shadow.embeddings)
         return bool(a.shape == b.shape and (np.sum(a * b, axis=1) >= 0.99).all())
-    if spec.classes is not None:
-        return live.prediction == shadow.prediction
-    a, b = np.asarray(live.prediction, dtype=np.float64), np.asarray(shadow.prediction, dtype=np.float64)
-    return bool(a.shape == b.shape and np.allclose(b, a, rtol=0.01, atol=1e-9))
+    return outputs_agree(live.prediction, shadow.prediction)
