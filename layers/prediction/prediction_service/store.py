@@ -3,8 +3,10 @@ files streamed to disk with boto3's managed transfer (parallel ranged GETs), has
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
@@ -170,67 +172,61 @@ class S3Store:
         params = {"Bucket": self.bucket, "Key": key}
         if if_none_match:
             params["IfNoneMatch"] = if_none_match
-        try:
-            response = self._client.get_object(**params)
+        with self._failures("read", key):
+            try:
+                response = self._client.get_object(**params)
+            except ClientError as exc:
+                if _code(exc) in ("304", "NotModified"):
+                    return None
+                raise
             return StoredObject(body=response["Body"].read(), etag=response["ETag"])
-        except ClientError as exc:
-            code = _code(exc)
-            if code in ("304", "NotModified"):
-                return None
-            raise self._error("read", key, code, exc) from exc
-        except BotoCoreError as exc:
-            raise self._error("read", key, "", exc) from exc
 
     def fetch_small(self, key: str, limit: int) -> StoredObject | ObjectInfo:
         """One GET instead of a HEAD and a GET for the small files most models and tables are; a
         large one's GET is closed once its headers have told its size (the caller streams it)."""
-        try:
+        with self._failures("read", key):
             response = self._client.get_object(Bucket=self.bucket, Key=key)
             size, etag = int(response["ContentLength"]), response["ETag"]
             if size >= limit:
                 response["Body"].close()
                 return ObjectInfo(size=size, etag=etag)
             return StoredObject(body=response["Body"].read(), etag=etag)
-        except ClientError as exc:
-            raise self._error("read", key, _code(exc), exc) from exc
-        except BotoCoreError as exc:
-            raise self._error("read", key, "", exc) from exc
 
     def head(self, key: str) -> ObjectInfo:
-        try:
+        with self._failures("read", key):
             response = self._client.head_object(Bucket=self.bucket, Key=key)
             return ObjectInfo(size=int(response["ContentLength"]), etag=response["ETag"])
-        except ClientError as exc:
-            raise self._error("read", key, _code(exc), exc) from exc
-        except BotoCoreError as exc:
-            raise self._error("read", key, "", exc) from exc
 
     def download(self, key: str, out: BinaryIO, info: ObjectInfo) -> Streamed:
         """Stream the object into `out` with the managed transfer; errors writing `out` (OSError)
         are the caller's and pass through."""
         writer = HashingWriter(out)
-        try:
-            future = self._transfer_manager().download(self.bucket, key, writer, subscribers=[_KnownObject(info)])
-            future.result()
-        except ClientError as exc:
-            code = _code(exc)
-            if code in ("412", "PreconditionFailed"):
-                raise StoreError("the file changed in S3 while it downloaded",
-                                 detail=f"s3://{self.bucket}/{key}: ETag {info.etag} no longer matches") from exc
-            raise self._error("read", key, code, exc) from exc
-        except BotoCoreError as exc:
-            raise self._error("read", key, "", exc) from exc
-        except RetriesExceededError as exc:
-            raise self._error("read", key, "", exc.last_exception or exc) from exc
+        with self._failures("read", key):
+            try:
+                future = self._transfer_manager().download(self.bucket, key, writer, subscribers=[_KnownObject(info)])
+                future.result()
+            except ClientError as exc:
+                if _code(exc) in ("412", "PreconditionFailed"):
+                    raise StoreError("the file changed in S3 while it downloaded",
+                                     detail=f"s3://{self.bucket}/{key}: ETag {info.etag} no longer matches") from exc
+                raise
+            except RetriesExceededError as exc:
+                raise self._error("read", key, "", exc.last_exception or exc) from exc
         return writer.result()
 
     def put(self, key: str, body: bytes, content_type: str = "application/json") -> None:
-        try:
+        with self._failures("write", key):
             self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+
+    @contextlib.contextmanager
+    def _failures(self, action: str, key: str) -> Iterator[None]:
+        """botocore's errors raised inside, as the StoreError `_error` makes of each (others pass through)."""
+        try:
+            yield
         except ClientError as exc:
-            raise self._error("write", key, _code(exc), exc) from exc
+            raise self._error(action, key, _code(exc), exc) from exc
         except BotoCoreError as exc:
-            raise self._error("write", key, "", exc) from exc
+            raise self._error(action, key, "", exc) from exc
 
     def _transfer_manager(self) -> Any:
         """One transfer manager per store: its threads and its in-order buffer bound every
