@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from .errors import BadInputError, PredictionError, StoreError, describe_errors
 from .outcomes import Run
-from .routing import Route, ids_key
+from .routing import Route
 from .schemas import PredictRequest, PredictResponse, RunOutput, RunResponse, RunSpec
 from .service import PredictionService
 from .timing import elapsed_ms
@@ -88,7 +88,7 @@ class BlockRunner:
         try:
             if spec.run_upstream_blocks:
                 self._refresh(block.name, spec.incomplete_only)
-            chosen = self._service.route(block.name, request.version, routing_key or ids_key(request.ids))
+            chosen = self._service.route_request(block.name, request, routing_key)
             if on_route is not None:
                 on_route(chosen)
             prediction = self._service.predict_route(chosen, request, started)

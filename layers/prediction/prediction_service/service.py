@@ -78,13 +78,20 @@ class PredictionService:
         or VersionNotFoundError (404s)."""
         return route(self.registry.manifest(), name, version, key)
 
+    def route_request(
+        self, name: str, request: PredictRequest, key: str | None = None, version: str | None = None
+    ) -> Route:
+        """The version that answers `request`: the one it (or `version`, from the query string)
+        names, else one chosen by `key` (X-Routing-Key) or, without a key, by the request's ids."""
+        return self.route(name, version or request.version, key or ids_key(request.ids))
+
     def predict(
         self, name: str, request: PredictRequest, started: float, *, routing_key: str | None = None
     ) -> Prediction:
         """One prediction, timed from `started` (when the request arrived), routed by the request's
         version, else by `routing_key` or its ids. Raises a PredictionError naming the model."""
         try:
-            chosen = self.route(name, request.version, routing_key or ids_key(request.ids))
+            chosen = self.route_request(name, request, routing_key)
         except PredictionError as exc:
             exc.for_model(name)
             raise
@@ -118,7 +125,7 @@ class PredictionService:
         started = self._clock()
         chosen: Route | None = None
         try:
-            chosen = self.route(item.model_name, item.version, routing_key or ids_key(item.ids))
+            chosen = self.route_request(item.model_name, item, routing_key)
             return self.predict_route(chosen, item, started)  # the item is a validated PredictRequest
         except PredictionError as exc:
             return Failure(exc.for_model(item.model_name), elapsed_ms(started), chosen)

@@ -13,7 +13,6 @@ from ..deps import RoutingKeyDep, ServiceDep, StartedDep, VersionQuery
 from ..errors import BadInputError
 from ..observability import count_prediction, note_route, observe_prediction, record_shadow
 from ..responses import json_response
-from ..routing import ids_key
 from ..schemas import ModelDetail, ModelList, PredictRequest, PredictResponse
 
 router = APIRouter(tags=["models"], responses=ERROR_RESPONSES)
@@ -56,7 +55,7 @@ def _predict(
     if version is not None and body.version not in (None, version):
         raise BadInputError(f"version {version!r} (query) and {body.version!r} (body) disagree: give one")
     with observe_prediction(name):
-        chosen = service.route(name, version or body.version, key or ids_key(body.ids))
+        chosen = service.route_request(name, body, key, version)
         note_route(chosen)
         prediction = service.predict_route(chosen, body, started)
     answer = json_response(prediction.response)
