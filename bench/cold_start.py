@@ -143,8 +143,9 @@ def steps(env: dict[str, str]) -> dict[str, float]:
     runs = []
     for _ in range(5):
         cache_dir = tempfile.mkdtemp(prefix="cold-steps-")
-        out = subprocess.run([sys.executable, "-c", STEPS.format(paths=paths)], env=dict(env, MODEL_CACHE_DIR=cache_dir),
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run([sys.executable, "-c", STEPS.format(paths=paths)],
+                             env=dict(env, MODEL_CACHE_DIR=cache_dir), capture_output=True, text=True,
+                             check=True).stdout
         shutil.rmtree(cache_dir, ignore_errors=True)
         runs.append(json.loads(out.strip().splitlines()[-1]))
     return {key: statistics.median(run[key] for run in runs) for key in runs[0]}

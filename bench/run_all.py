@@ -12,7 +12,8 @@ from typing import Any
 
 from harness import ROOT
 
-BENCHMARKS = ["warm_overhead", "cold_start", "batch", "size", "memory", "v2_protocol", "model_loading", "text_model", "snapstart", "rollouts"]
+BENCHMARKS = ["warm_overhead", "cold_start", "batch", "size", "memory", "v2_protocol", "model_loading", "text_model",
+              "snapstart", "rollouts"]
 
 
 def chart(results: dict[str, Any], path: Path) -> None:

@@ -33,14 +33,20 @@ from prediction_service.errors import ManifestError  # noqa: E402
 from prediction_service.manifest import Manifest, document  # noqa: E402
 
 
+def validated(raw: bytes, what: str) -> Manifest:
+    """The manifest as the functions parse it. Raises ValueError, with the parser's reasons, if they
+    would refuse it (`what` names it in the message)."""
+    try:
+        return Manifest.parse(raw)
+    except ManifestError as exc:
+        raise ValueError(f"{what} is refused by the functions' parser: {exc.detail}") from exc
+
+
 def manifest_files(models_dir: Path) -> dict[str, str]:
     """Relative path -> expected sha256 for every file the manifest names.
 
     Raises ValueError, with the parser's reasons, if the functions would refuse the manifest."""
-    try:
-        manifest = Manifest.parse((models_dir / "manifest.yaml").read_bytes())
-    except ManifestError as exc:
-        raise ValueError(f"manifest.yaml is refused by the functions' parser: {exc.detail}") from exc
+    manifest = validated((models_dir / "manifest.yaml").read_bytes(), "manifest.yaml")
     files: dict[str, str] = {}
     for model in manifest.models:
         for ref in (model, model.dataset, model.features, model.tokenizer):
@@ -85,10 +91,7 @@ def publish(
     if text_models is not None:
         entries, text_files = text_model_entries(text_models)
         manifest = manifest.rstrip(b"\n") + b"\n" + entries.encode()
-        try:
-            Manifest.parse(manifest)  # the combined manifest must parse too
-        except ManifestError as exc:
-            raise ValueError(f"the manifest with the text models is refused by the functions' parser: {exc.detail}") from exc
+        validated(manifest, "the manifest with the text models")  # the combined manifest must parse too
         sources.update({relative: (path, None) for relative, path in text_files.items()})
     bodies = {}
     for relative, (path, expected) in sorted(sources.items()):

@@ -82,7 +82,8 @@ def test_a_first_forecast_loads_nothing_it_does_not_need(tmp_path: Any) -> None:
         s3.create_bucket(Bucket="probe-models")
         publish(s3, "probe-models")
         code = COLD_PROBE.format(function=str(ROOT / "functions/models"), layer=str(ROOT / "layers/prediction"),
-                                 absent=NOT_FOR_A_FORECAST, event=str(ROOT / "events/models_forecast_drive_stats_a.json"))
+                                 absent=NOT_FOR_A_FORECAST,
+                                 event=str(ROOT / "events/models_forecast_drive_stats_a.json"))
         env = {"PATH": "/usr/bin:/bin", "POWERTOOLS_METRICS_DISABLED": "true", "MODEL_BUCKET": "probe-models",
                "S3_ENDPOINT_URL": server.url, "AWS_ACCESS_KEY_ID": "moto", "AWS_SECRET_ACCESS_KEY": "moto",
                "AWS_DEFAULT_REGION": "us-east-1", "API_TOKEN_HASHES": EVENT_TOKEN_HASH,

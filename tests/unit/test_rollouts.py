@@ -221,7 +221,8 @@ def test_every_answer_says_which_version_served_it(rollout: Any) -> None:
         {"model_name": "drive_stats_a", "version": "1.0"}, {"model_name": "drive_stats_a", "version": "1.1"}]})
     assert [p["model_version"] for p in body["predictions"]] == ["1.0", "1.1"]
     status, body = call(runs, "POST", "/api/runs", {"run": {
-        "pipeline_uuid": "drive_stats", "block_uuid": "drive_stats_a", "variables": {"version": "1.1"}, "record": False}})
+        "pipeline_uuid": "drive_stats", "block_uuid": "drive_stats_a", "variables": {"version": "1.1"},
+        "record": False}})
     assert (status, body["run"]["model_version"], body["run"]["model_name"]) == (200, "1.1", "drive_stats_a")
     infer = {"inputs": [{"name": "X", "shape": [1, 30], "datatype": "FP32", "data": window.ravel().tolist()}]}
     status, body = call(inference, "POST", "/v2/models/drive_stats_a/versions/canary/infer", infer)
