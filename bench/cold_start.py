@@ -82,8 +82,10 @@ sys.path[:0] = {paths!r}
 t = [time.perf_counter()]
 import numpy, onnxruntime, fastapi, mangum, boto3
 t.append(time.perf_counter())
-from prediction_service import composition, handler, app as app_module, observability
-from prediction_service.routers import models
+from prediction_service import composition, observability
+from prediction_service.awslambda import handler
+from prediction_service.web import app as app_module
+from prediction_service.web.routers import models
 t.append(time.perf_counter())
 app = app_module.create_app(models.router, title="bench", description="bench")
 lambda_handler = handler.lambda_handler(app, composition.cache_stats)
@@ -95,7 +97,7 @@ t.append(time.perf_counter())
 spec = manifest.get("drive_stats_a")
 parts.registry.load(spec)
 t.append(time.perf_counter())
-from prediction_service.schemas import PredictRequest
+from prediction_service.protocols.v1.schemas import PredictRequest
 parts.service.predict("drive_stats_a", PredictRequest(), 0.0).response.model_dump_json()
 t.append(time.perf_counter())
 names = ["bare import of the five libraries", "our modules (Powertools, pydantic schemas, routers)",

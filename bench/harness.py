@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "layers" / "prediction"), str(ROOT / "scripts"), str(ROOT / "tests")]
 
 from support import MotoServer  # noqa: E402  (moto in its own process: the benchmarks' S3)
+
 BUCKET = "bench-models"
 
 
@@ -72,8 +73,8 @@ def start_s3(models_dir: Path = ROOT / "models") -> tuple[MotoServer, str]:
     from generate_events import EVENT_TOKEN_HASH  # the token support.http_event's events carry
 
     os.environ.update(MODEL_BUCKET=BUCKET, S3_ENDPOINT_URL=url, API_TOKEN_HASHES=EVENT_TOKEN_HASH)
-    from prediction_service.auth import default_verifier
     from prediction_service.composition import components
+    from prediction_service.web.auth import default_verifier
 
     components.cache_clear()  # parts an earlier benchmark of the same run built point at its S3
     default_verifier.cache_clear()

@@ -24,8 +24,8 @@ import argparse
 import hashlib
 import http.client
 import os
-import statistics
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -177,8 +177,8 @@ def generated_model(path: Path, megabytes: int = 90) -> Path:
 
 def loaders(client: Any, sha256: str, work: Path) -> dict[str, Callable[[], None]]:
     from boto3.s3.transfer import TransferConfig
-    from prediction_service.cache import ArtifactCache
-    from prediction_service.store import MB, S3Store, transfer_config
+    from prediction_service.storage.cache import ArtifactCache
+    from prediction_service.storage.s3 import MB, S3Store, transfer_config
 
     runs = iter(range(1_000_000))
 

@@ -96,7 +96,7 @@ def main() -> dict[str, float]:
     import boto3
     from prediction_service import composition
     from prediction_service.observability import logger
-    from prediction_service.schemas import PredictRequest
+    from prediction_service.protocols.v1.schemas import PredictRequest
     from prediction_service.settings import Settings
     from support import http_event, lambda_context, load_function
 

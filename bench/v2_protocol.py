@@ -132,7 +132,7 @@ def warm_path(models: Any, inference: Any, context: Any) -> dict[str, float]:
 
 
 def large_tensor(inference: Any, context: Any) -> dict[str, float]:
-    from prediction_service.routers.inference import MAX_JSON_ANSWER_BYTES
+    from prediction_service.web.routers.inference import MAX_JSON_ANSWER_BYTES
     from support import http_event
 
     path = f"/v2/models/{IDENTITY}/infer"
@@ -205,8 +205,8 @@ def main() -> dict[str, float]:
     server, _ = start_s3(models_with_identity())
     try:
         from generate_events import EVENT_TOKEN_HASH
-        from prediction_service.auth import default_verifier
         from prediction_service.composition import components
+        from prediction_service.web.auth import default_verifier
         from support import lambda_context, load_function
 
         # the events carry the event files' test token (support.http_event): accept it

@@ -22,7 +22,7 @@ def bare_fastapi_handler() -> Any:
     from fastapi import FastAPI
     from fastapi.responses import Response
     from mangum import Mangum
-    from prediction_service.schemas import PredictRequest
+    from prediction_service.protocols.v1.schemas import PredictRequest
 
     app = FastAPI()
 

@@ -25,8 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EVENTS_DIR = ROOT / "events"
 sys.path.insert(0, str(ROOT / "layers" / "prediction"))
 
-from prediction_service.schemas import DOCUMENT_EXAMPLE  # noqa: E402
-
+from prediction_service.protocols.v1.schemas import DOCUMENT_EXAMPLE  # noqa: E402
 
 # A token for event files and tests only: its hash is what tests and `sam local` runs
 # configure (API_TOKEN_HASHES). Never configure it in a deployed stack.

@@ -188,7 +188,6 @@ def start_moto(port: int, host: str = "127.0.0.1") -> Any:
 def seed_bucket(endpoint: str, bucket: str = LOCAL_BUCKET) -> list[str]:
     """models/ and the text models (built from the pinned package once, then cached), published."""
     import boto3
-
     from publish_models import publish
 
     s3 = boto3.client("s3", endpoint_url=endpoint)

@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = ROOT / "models"
 sys.path.insert(0, str(ROOT / "layers" / "prediction"))
 
+from prediction_service.catalog.manifest import Manifest, document  # noqa: E402
 from prediction_service.errors import ManifestError  # noqa: E402
-from prediction_service.manifest import Manifest, document  # noqa: E402
 
 
 def validated(raw: bytes, what: str) -> Manifest:
@@ -49,9 +49,8 @@ def manifest_files(models_dir: Path) -> dict[str, str]:
     manifest = validated((models_dir / "manifest.yaml").read_bytes(), "manifest.yaml")
     files: dict[str, str] = {}
     for model in manifest.models:
-        for ref in (model, model.dataset, model.features, model.tokenizer):
-            if ref is not None and ref.file is not None and ref.sha256 is not None:  # an ensemble has no file
-                files[ref.file] = ref.sha256
+        for ref in model.files():  # an ensemble has none: its members have theirs
+            files[ref.file] = ref.sha256
     return files
 
 

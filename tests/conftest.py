@@ -13,7 +13,6 @@ import pytest
 from moto import mock_aws
 from support import BUCKET, ROOT, LocalServer, free_port, serving
 
-
 os.environ.update(
     AWS_ACCESS_KEY_ID="testing",
     AWS_SECRET_ACCESS_KEY="testing",
@@ -35,7 +34,7 @@ import prediction_service.observability  # noqa: E402, F401
 def token_hashes(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Accept the event files' test token, and rebuild the verifier around each test."""
     from generate_events import EVENT_TOKEN_HASH
-    from prediction_service.auth import default_verifier
+    from prediction_service.web.auth import default_verifier
 
     monkeypatch.setenv("API_TOKEN_HASHES", EVENT_TOKEN_HASH)
     default_verifier.cache_clear()

@@ -30,7 +30,7 @@ def shipped_model_names() -> set[str]:
 
 
 class CountingStore:
-    """The real S3 store (prediction_service.store.S3Store), counting its reads; optionally slow
+    """The real S3 store (prediction_service.storage.s3.S3Store), counting its reads; optionally slow
     or failing, to stage races and faults. Injected through composition.build_components.
 
     `fetches` has every GET of an object whose body was read, in memory or streamed to a file

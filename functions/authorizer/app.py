@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from prediction_service.auth import bearer_token, default_verifier, principal_for
 from prediction_service.observability import logger
+from prediction_service.web.auth import bearer_token, default_verifier, principal_for
 
 
 def authorization_header(event: object) -> object:

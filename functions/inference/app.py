@@ -9,11 +9,11 @@ from prediction_service.composition import cache_stats, prefetch_in_background
 
 prefetch_in_background()
 
-from prediction_service.app import create_app
+from prediction_service.awslambda.handler import lambda_handler
 from prediction_service.errors import protocol_error_body
-from prediction_service.handler import lambda_handler
-from prediction_service.middleware import LAMBDA_PAYLOAD_BYTES
-from prediction_service.routers import inference
+from prediction_service.settings import LAMBDA_PAYLOAD_BYTES
+from prediction_service.web.app import create_app
+from prediction_service.web.routers import inference
 
 app = create_app(
     inference.health,

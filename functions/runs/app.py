@@ -8,9 +8,9 @@ from prediction_service.composition import cache_stats, prefetch_in_background
 
 prefetch_in_background()
 
-from prediction_service.app import create_app
-from prediction_service.handler import lambda_handler
-from prediction_service.routers import runs
+from prediction_service.awslambda.handler import lambda_handler
+from prediction_service.web.app import create_app
+from prediction_service.web.routers import runs
 
 app = create_app(
     runs.router,

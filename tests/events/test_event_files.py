@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import BUCKET, ROOT, lambda_context, load_event, load_function, shipped_model_names
 from expectations import EXPECTED, FUNCTIONS, check_result
+from support import BUCKET, ROOT, lambda_context, load_event, load_function, shipped_model_names
 
 EVENT_FILES = sorted((ROOT / "events").glob("*.json"))
 

@@ -103,8 +103,8 @@ PATHS = ["/v1/models/a/b/predict", "/v1/models/../../predict", "/v1/models/..%2F
 
 def test_names_never_reach_s3_outside_the_manifest(s3: Any, functions: dict[str, Any],
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from prediction_service.manifest import Manifest
-    from prediction_service.store import S3Store
+    from prediction_service.catalog.manifest import Manifest
+    from prediction_service.storage.s3 import S3Store
 
     fetched: list[str] = []
     real = S3Store.fetch
@@ -122,5 +122,5 @@ def test_names_never_reach_s3_outside_the_manifest(s3: Any, functions: dict[str,
         code, answer = call(functions, "models", "GET", path)
         assert code == 404, (path, answer)
     manifest = Manifest.parse(s3.get_object(Bucket="test-models", Key="models/manifest.yaml")["Body"].read())
-    allowed = {"models/manifest.yaml"} | {f"models/{m.file}" for m in manifest.models}
+    allowed = {"models/manifest.yaml"} | {f"models/{ref.file}" for m in manifest.models for ref in m.files()}
     assert fetched and set(fetched) <= allowed

@@ -13,13 +13,13 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from prediction_service.composition import build_components
+from prediction_service.protocols.v1.schemas import PredictRequest
+from prediction_service.settings import Settings
+from prediction_service.storage.cache import ArtifactCache
+from prediction_service.storage.s3 import S3Store
 from support import BUCKET as BUCKET_OF_MODELS
 from support import CountingStore
-from prediction_service.cache import ArtifactCache
-from prediction_service.composition import build_components
-from prediction_service.schemas import PredictRequest
-from prediction_service.settings import Settings
-from prediction_service.store import S3Store
 
 BUCKET = "churn-test"
 
@@ -81,7 +81,7 @@ def test_churn_keeps_the_cache_within_its_bound_and_its_books_balanced(tmp_path:
 
 @pytest.mark.parametrize("threads", [8])
 def test_feature_table_index_is_built_once_under_concurrent_lookups(threads: int) -> None:
-    from prediction_service.tables import Table
+    from prediction_service.storage.tables import Table
 
     table = Table.parse(b"user_id,a\n" + b"".join(f"{i},{i / 2}\n".encode() for i in range(1, 2001)))
     barrier = threading.Barrier(threads)

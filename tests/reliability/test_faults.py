@@ -18,10 +18,10 @@ import boto3
 import pytest
 from faulty_s3 import Fault, FaultyS3
 from prediction_service.composition import components
-from prediction_service.schemas import BatchItem, PredictRequest
+from prediction_service.dataplane.types import Failure
 from prediction_service.errors import PredictionError
-from prediction_service.outcomes import Failure, Prediction
-from prediction_service.service import PredictionService
+from prediction_service.protocols.v1.schemas import BatchItem, PredictRequest
+from prediction_service.protocols.v1.service import Prediction, PredictionService
 from publish_models import publish
 from support import ROOT
 

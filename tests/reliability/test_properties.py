@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from prediction_service.schemas import BatchItem, PredictRequest, RunRequest
+from prediction_service.protocols.v1.schemas import BatchItem, PredictRequest, RunRequest
 from pydantic import ValidationError
 from support import http_event, lambda_context, load_function
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import boto3
 import pytest
-from support import ROOT, free_port, skip_loudly
 from generate_events import EVENT_TOKEN_HASH, sam_command
+from support import ROOT, free_port, skip_loudly
 
 BUCKET = "sam-local-models"
 

@@ -19,9 +19,9 @@ import jsonschema
 import pytest
 from expectations import EXPECTED, FUNCTIONS, SCHEMA, check_result
 from generate_events import EVENT_TOKEN
-from sam_local import SamLocal, lambda_image, moto_on_bridge, sam_built, sam_env, sam_local  # noqa: F401
 from local_api import template_routes
 from publish_models import TEXT_MODELS
+from sam_local import SamLocal, lambda_image, moto_on_bridge, sam_built, sam_env, sam_local  # noqa: F401
 from support import ROOT, free_port, serving, shipped_model_names
 
 pytestmark = pytest.mark.sam
@@ -172,7 +172,6 @@ def test_start_api_open_inference_protocol_through_tritonclient(api: str) -> Non
     digits with the binary extension both ways and in JSON."""
     import numpy as np
     import tritonclient.http as httpclient
-
     from smoke import CHURN_ROWS, digits_holdout
 
     def auth() -> dict[str, str]:
@@ -222,9 +221,8 @@ def test_start_api_binary_request_that_is_not_utf8(api: str) -> None:
     binary request bodies as API Gateway does; until then the emulator's 502 is an expected failure."""
     import numpy as np
     import tritonclient.http as httpclient
-    from tritonclient.utils import InferenceServerException
-
     from smoke import CHURN_ROWS
+    from tritonclient.utils import InferenceServerException
 
     rows = np.asarray(CHURN_ROWS, dtype=np.float32)
     x = httpclient.InferInput("X", list(rows.shape), "FP32")

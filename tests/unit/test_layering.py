@@ -1,4 +1,4 @@
-"""Dependencies point one way: routers -> deps -> service -> registry/cache -> store/inference.
+"""Dependencies point one way, down the layers: web -> protocols -> dataplane -> runtime -> storage/catalog.
 
 The docs function builds the whole API's OpenAPI document from every router; it must not
 load what only predictions need. Checked in a fresh interpreter, so nothing imported by
@@ -6,6 +6,7 @@ other tests hides a regression."""
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -34,16 +35,84 @@ def test_the_docs_function_serves_the_document_without_loading_onnxruntime_numpy
     assert answer["heavy"] == [], f"the docs function imported {answer['heavy']}"
 
 
-def test_the_library_never_imports_the_api_layer_from_below() -> None:
-    """Modules under the routers do not import FastAPI wiring (app, deps, routers, middleware)."""
-    below = ["service", "registry", "cache", "store", "inference", "manifest", "tables", "runs", "composition",
-             "settings", "outcomes", "schemas", "errors", "timing"]
-    edge = ("from .app", "from .deps", "from .routers", "from .middleware", "from .responses", "import fastapi",
-            "from fastapi", "from starlette")
-    package = ROOT / "layers/prediction/prediction_service"
-    for name in below:
-        source = (package / f"{name}.py").read_text()
-        assert not [line for line in source.splitlines() if line.strip().startswith(edge)], name
+# The library's packages, lowest first: a module may import its own package and those below it,
+# never one above or beside it. (The package of prediction_service/x.py is "x"; of
+# prediction_service/protocols/v1/y.py, "protocols.v1".)
+LAYERS = [
+    {"prediction_service", "errors", "settings", "timing"},
+    {"catalog", "storage"},
+    {"observability"},
+    {"runtime"},
+    {"dataplane"},
+    {"protocols"},
+    {"protocols.v1", "protocols.v2"},
+    {"composition"},
+    {"web"},  # its routers included: web/openapi.py reads them, they read web/deps.py
+    {"awslambda"},
+]
+PACKAGE = ROOT / "layers/prediction/prediction_service"
+
+
+def package_of(module: str) -> str:
+    """`prediction_service.protocols.v1.codec` -> `protocols.v1`; `prediction_service.errors` -> `errors`."""
+    parts = module.split(".")[1:]
+    if not parts:
+        return "prediction_service"
+    path = PACKAGE.joinpath(*parts)
+    package = ".".join(parts) if path.is_dir() else ".".join(parts[:-1]) or parts[0]  # a package: its __init__
+    return "web" if package.startswith("web.") else package
+
+
+def imports_of(path: Any) -> list[tuple[int, str]]:
+    """Every prediction_service module `path` imports, wherever the import stands (function bodies
+    and TYPE_CHECKING blocks too), with its line; relative imports resolved."""
+    tree = ast.parse(path.read_text())
+    here = ["prediction_service", *path.relative_to(PACKAGE).with_suffix("").parts]
+    if here[-1] == "__init__":
+        here = here[:-1] + ["__init__"]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names if a.name.split(".")[0] == "prediction_service"]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(here[: -node.level] + ([base] if base else []))
+            if base.split(".")[0] != "prediction_service":
+                continue
+            for alias in node.names:  # `from prediction_service.runtime import onnx` imports a module
+                candidate = f"{base}.{alias.name}"
+                is_module = PACKAGE.joinpath(*candidate.split(".")[1:]).with_suffix(".py").exists()
+                found.append((node.lineno, candidate if is_module else base))
+    return found
+
+
+def test_imports_point_down_the_layers_only() -> None:
+    """Read from the imports themselves: every package is in LAYERS, and no import runs back up
+    (or sideways, between two packages of one layer)."""
+    rank = {package: level for level, packages in enumerate(LAYERS) for package in packages}
+    modules = sorted(PACKAGE.rglob("*.py"))
+    assert len(modules) > 30
+    wrong = []
+    for path in modules:
+        source = package_of(".".join(["prediction_service", *path.relative_to(PACKAGE).with_suffix("").parts])
+                            .removesuffix(".__init__"))
+        assert source in rank, f"{path.relative_to(PACKAGE)} is in package {source!r}, which LAYERS does not place"
+        for line, module in imports_of(path):
+            target = package_of(module)
+            assert target in rank, f"{module} is in package {target!r}, which LAYERS does not place"
+            if target != source and rank[target] >= rank[source]:
+                wrong.append(f"{path.relative_to(PACKAGE)}:{line} ({source}) imports {module} ({target})")
+    assert wrong == [], "imports that run up or sideways:\n" + "\n".join(wrong)
+
+
+def test_the_layering_check_sees_an_import_that_runs_back_up(tmp_path: Any) -> None:
+    """The check reads function-level and TYPE_CHECKING imports too (what a lazy import hides)."""
+    module = PACKAGE / "runtime" / "onnx.py"
+    lines = [line for _, line in imports_of(module)]
+    assert "prediction_service.runtime.base" in lines and "prediction_service.errors" in lines
+    snapshot = PACKAGE / "awslambda" / "snapstart.py"
+    assert "prediction_service.composition" in [m for _, m in imports_of(snapshot)]  # imported in a function
 
 
 # What a route function's cold start must not load: what its first request does not need.
@@ -67,7 +136,7 @@ print(json.dumps({{"status": status, "at_init": at_init, "after_request": after_
 # for pydantic.v1 models answers without importing it. The v2 and runs modules are not the
 # models function's.
 NOT_FOR_A_FORECAST = ("yaml", "tokenizers", "pydantic.v1", "boto3.s3.transfer",
-                      "prediction_service.inference_service", "prediction_service.runs")
+                      "prediction_service.protocols.v2.service", "prediction_service.protocols.v1.runs")
 
 
 def test_a_first_forecast_loads_nothing_it_does_not_need(tmp_path: Any) -> None:

@@ -23,7 +23,7 @@ def test_the_manifest_is_uploaded_as_json_that_reads_as_the_yaml_does(s3: Any) -
     import json
 
     import yaml
-    from prediction_service.manifest import Manifest
+    from prediction_service.catalog.manifest import Manifest
 
     publish(s3, "test-models", "json/")
     uploaded = s3.get_object(Bucket="test-models", Key="json/manifest.yaml")["Body"].read()

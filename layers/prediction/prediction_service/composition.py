@@ -11,16 +11,18 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .cache import ArtifactCache, CacheStats
-from .registry import ModelRegistry
-from .service import PredictionService
-from .settings import Settings
-from .shadows import ShadowPool
-from .store import S3Store
+from prediction_service.dataplane.bookkeeping import Bookkeeping
+from prediction_service.dataplane.dataplane import DataPlane
+from prediction_service.dataplane.shadows import ShadowPool
+from prediction_service.protocols.v1.service import PredictionService
+from prediction_service.runtime.registry import ModelRegistry
+from prediction_service.settings import Settings
+from prediction_service.storage.cache import ArtifactCache, CacheStats
+from prediction_service.storage.s3 import S3Store
 
 if TYPE_CHECKING:
-    from .inference_service import InferenceService
-    from .runs import BlockRunner
+    from prediction_service.protocols.v1.runs import BlockRunner
+    from prediction_service.protocols.v2.service import InferenceService
 
 logger = logging.getLogger(__name__)
 
@@ -30,24 +32,26 @@ class Components:
     first use: a function that serves neither never pays for them at its cold start."""
 
     def __init__(self, settings: Settings, store: S3Store, cache: ArtifactCache, registry: ModelRegistry,
-                 service: PredictionService) -> None:
+                 dataplane: DataPlane) -> None:
         self.settings = settings
         self.store = store
         self.cache = cache
         self.registry = registry
-        self.service = service
+        self.dataplane = dataplane
+        self.service = PredictionService(dataplane)
 
     @functools.cached_property
     def inference(self) -> InferenceService:
-        from .inference_service import InferenceService
+        from prediction_service.protocols.v2.service import InferenceService
 
-        return InferenceService(self.registry, self.service.shadows)
+        return InferenceService(self.dataplane)
 
     @functools.cached_property
     def runner(self) -> BlockRunner:
-        from .runs import BlockRunner, RunRecorder
+        from prediction_service.dataplane.records import RunRecorder
+        from prediction_service.protocols.v1.runs import BlockRunner
 
-        return BlockRunner(self.service, RunRecorder(self.store, self.settings.records_prefix))
+        return BlockRunner(self.dataplane, RunRecorder(self.store, self.settings.records_prefix))
 
 
 def build_components(
@@ -72,8 +76,9 @@ def build_components(
         clock=clock,
     )
     shadows = ShadowPool(settings.shadow_timeout_seconds)
-    service = PredictionService(registry, batch_workers=settings.batch_workers, shadows=shadows)
-    return Components(settings, store, cache, registry, service)
+    dataplane = DataPlane(registry, shadows=shadows, bookkeeping=Bookkeeping(shadows),
+                          batch_workers=settings.batch_workers)
+    return Components(settings, store, cache, registry, dataplane)
 
 
 @functools.cache

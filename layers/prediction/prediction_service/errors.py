@@ -135,6 +135,18 @@ class ObjectNotFoundError(StoreError):
     """The object does not exist in the bucket."""
 
 
+class CapacityError(PredictionError):
+    """A file the cache has no room for (memory or /tmp), refused before it downloads (500).
+    The registry names the model: "model 'x' could not be loaded: it needs 900 MB of /tmp, ..."."""
+
+
+class RecordNotWrittenError(PredictionError):
+    """The request was answered but its record could not be kept: the caller must know (500)."""
+
+    def __init__(self, cause: StoreError) -> None:
+        super().__init__(f"the run finished but its record could not be written: {cause.message}", detail=cause.detail)
+
+
 class IntegrityError(PredictionError):
     """A downloaded file does not match the sha256 the manifest gives, or does not parse."""
 

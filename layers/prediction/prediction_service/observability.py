@@ -5,7 +5,7 @@
   the format. Never tokens or input rows.
 - Metrics: CloudWatch EMF, flushed once per invocation: Predictions, PredictionErrors,
   InferenceTime, CacheHits, CacheMisses, ModelLoadTime, CacheStaleServed, CacheEvictions,
-  ShadowRuns, ShadowFailures and ShadowDisagreements (zeros left out); single-model
+  and the shadows' metrics (dataplane/bookkeeping.py; zeros left out); single-model
   invocations carry a `model` dimension. Always added on the request's thread. Outside
   Lambda (`make run`) POWERTOOLS_METRICS_DISABLED keeps them off stdout.
 - Once a prediction's version is chosen, every log line of it carries the model, the version
@@ -28,10 +28,9 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.metrics import MetricUnit
 
 if TYPE_CHECKING:
-    from .cache import CacheStats
-    from .errors import PredictionError
-    from .routing import Route
-    from .shadows import ShadowOutcome
+    from prediction_service.catalog.routing import Route
+    from prediction_service.errors import PredictionError
+    from prediction_service.storage.cache import CacheStats
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "prediction-api")
 logger = Logger(service=SERVICE)
@@ -129,22 +128,6 @@ def note_route(route: Route) -> None:
 
 def forget_route() -> None:
     logger.remove_keys(list(ROUTE_KEYS))
-
-
-def record_shadow(route: Route, shadow: ShadowOutcome | None) -> None:
-    """A shadow's outcome beside the prediction `route` answered: counted (on the request's thread),
-    and logged when it failed or ran out of time. The prediction itself logs no line: API Gateway's
-    access log has every request, and the warm path stays free of log formatting."""
-    if shadow is None:
-        return
-    metrics.add_metric(name="ShadowRuns", unit=MetricUnit.Count, value=1)
-    if shadow.error_message is not None:
-        metrics.add_metric(name="ShadowFailures", unit=MetricUnit.Count, value=1)
-        logger.warning("shadow failed: %s", shadow.error_message, extra={
-            **route_keys(route), "shadow_version": shadow.model_version, "shadow_status": shadow.status,
-            "shadow_duration_ms": shadow.duration_ms})
-    elif not shadow.agrees:
-        metrics.add_metric(name="ShadowDisagreements", unit=MetricUnit.Count, value=1)
 
 
 def log_error(error: PredictionError, route: Route | None = None) -> None:

@@ -1,0 +1,1 @@
+"""Lambda: the handler (Mangum behind an event guard, observed by Powertools) and SnapStart's hooks."""

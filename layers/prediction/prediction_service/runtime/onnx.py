@@ -1,0 +1,71 @@
+"""An ONNX graph as a runtime: an onnxruntime session sized for a small Lambda, and its tensors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from prediction_service.errors import BadInputError, IntegrityError
+from prediction_service.runtime.base import ONNX_DATATYPES, Feeds, Runtime, TensorSpec
+
+# onnxruntime's errors for inputs the graph cannot compute on (sizes that disagree between
+# inputs, values an operator refuses): the caller's data, so 400.
+_RUN_ERRORS = (ort.capi.onnxruntime_pybind11_state.InvalidArgument, ort.capi.onnxruntime_pybind11_state.Fail,
+               ort.capi.onnxruntime_pybind11_state.RuntimeException)
+
+
+class OnnxModel(Runtime):
+    """A loaded graph: its session, and its inputs and outputs read from the graph."""
+
+    def __init__(self, session: ort.InferenceSession) -> None:
+        self.session = session
+        self.inputs = _specs(session.get_inputs())
+        self.outputs = _specs(session.get_outputs())
+
+    def run(self, output_names: Sequence[str], feeds: Feeds) -> list[np.ndarray]:
+        if not output_names:
+            return []  # onnxruntime reads an empty list as "every output"
+        try:
+            return self.session.run(list(output_names), dict(feeds))
+        except _RUN_ERRORS as exc:
+            reason = str(exc).splitlines()[0][:300]
+            raise BadInputError(f"the model could not run on these inputs: {reason}") from exc
+
+
+def load_model_file(path: str | os.PathLike[str]) -> OnnxModel:
+    """A model from its file: onnxruntime reads the file itself, so its bytes are never all in
+    Python memory (what the cache uses: a model of hundreds of MB loads within its own size)."""
+    return _load(os.fspath(path))
+
+
+def load_model(raw: bytes) -> OnnxModel:
+    """A model from bytes already in memory (small files, tests)."""
+    return _load(raw)
+
+
+def _load(source: str | bytes) -> OnnxModel:
+    """A session sized for a small Lambda (one thread per run)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for bad files
+        raise IntegrityError("the file is not a valid ONNX model", detail=f"not a valid ONNX model: {exc}") from exc
+    return OnnxModel(session)
+
+
+def _specs(args: Sequence[ort.NodeArg]) -> tuple[TensorSpec, ...]:
+    return tuple(
+        TensorSpec(
+            name=arg.name,
+            datatype=ONNX_DATATYPES.get(arg.type),
+            onnx_type=arg.type,
+            shape=tuple(d if isinstance(d, int) and d >= 0 else -1 for d in (arg.shape or ())),
+        )
+        for arg in args
+    )
