@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv checkov run test bench build validate deploy events models text-model publish-models rollout-report smoke clean
+.PHONY: help venv checkov run test bench build validate deploy events models text-model publish-models rollout-report smoke clean docs docs-build
 
 help:
 	@echo "make run             serve the API on http://127.0.0.1:$(PORT) (S3 emulated by moto)"
@@ -30,10 +30,12 @@ help:
 	@echo "make publish-models [STACK=onnx-prediction-api | BUCKET=name] [PREFIX=models/]  upload models/"
 	@echo "make rollout-report [STACK=onnx-prediction-api | BUCKET=name] [SINCE=YYYY-MM-DD]  the run records, per model version"
 	@echo "make smoke URL=http://127.0.0.1:3000 TOKEN=... [SMOKE_ARGS=--sam-local]  check a running API (make run, sam local, deployed)"
+	@echo "make docs            serve the documentation site on http://127.0.0.1:8000 (mkdocs serve, reloads on edits)"
+	@echo "make docs-build      build the documentation site with mkdocs build --strict into .local/site"
 
-$(BIN)/.installed: requirements-dev.txt layers/prediction/requirements.txt
+$(BIN)/.installed: requirements-dev.txt layers/prediction/requirements.txt requirements-docs.txt
 	@test -x $(PY) || "$$(scripts/find-python.sh 3.13)" -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -r requirements-docs.txt
 	@touch $@
 
 venv: $(BIN)/.installed
@@ -95,3 +97,10 @@ smoke: venv
 
 clean:
 	rm -rf .aws-sam .local .pytest_cache
+
+# The documentation site (mkdocs.yml, docs/); docs/benchmarks.md is written by make bench.
+docs: venv
+	mkdocs serve -a 127.0.0.1:8000
+
+docs-build: venv
+	mkdocs build --strict --site-dir .local/site
