@@ -67,7 +67,7 @@ class JsonBodyGuard:
 
     A body labelled `application/x-www-form-urlencoded` is read as JSON: that is what
     `curl --data '{...}'` sends, as in the documents this API follows, and no route
-    takes a form. `binary`: also take `application/octet-stream` (the v2 protocol's
+    takes a form. So is a body with no Content-Type at all. `binary`: also take `application/octet-stream` (the v2 protocol's
     binary tensor extension). The body is read here once and replayed to the app.
     """
 
@@ -103,8 +103,8 @@ class JsonBodyGuard:
             message = f"send JSON (Content-Type: application/json){binary}, not {media_type.decode('latin-1')}"
             await refuse(UnsupportedMediaTypeError(message), scope, receive, send, self.error_body)
             return
-        if media_type == b"application/x-www-form-urlencoded":
-            headers = [(k, JSON.encode() if k == b"content-type" else v) for k, v in headers]
+        if body and media_type in (b"application/x-www-form-urlencoded", b""):  # read as JSON, labelled so
+            headers = [*((k, v) for k, v in headers if k != b"content-type"), (b"content-type", JSON.encode())]
             scope = dict(scope, headers=headers)
         await self.app(scope, _replay(body, receive), send)
 
