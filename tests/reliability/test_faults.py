@@ -18,10 +18,10 @@ import boto3
 import pytest
 from faulty_s3 import Fault, FaultyS3
 from prediction_service.composition import components
-from prediction_service.dataplane.types import Failure
+from prediction_service.dataplane.types import Answer, Failure
 from prediction_service.errors import PredictionError
 from prediction_service.protocols.v1.schemas import BatchItem, PredictRequest
-from prediction_service.protocols.v1.service import Prediction, PredictionService
+from prediction_service.protocols.v1.service import PredictionService
 from publish_models import publish
 from support import ROOT
 
@@ -55,8 +55,8 @@ def statuses(service: PredictionService, items: list[BatchItem] = TWO_FORECASTS)
     return [status(r) for r in service.predict_batch(items)]
 
 
-def status(result: Prediction | Failure) -> str:
-    return result.response.status.value if isinstance(result, Prediction) else result.error.status
+def status(result: Answer | Failure) -> str:
+    return result.value.status.value if isinstance(result, Answer) else result.error.status
 
 
 def answer(service: PredictionService, name: str) -> tuple[int, str, list[Any] | None]:
@@ -65,7 +65,7 @@ def answer(service: PredictionService, name: str) -> tuple[int, str, list[Any] |
         prediction = service.predict(name, PredictRequest(), time.perf_counter())
     except PredictionError as exc:
         return exc.http_status, exc.message, None
-    return 200, "", prediction.response.prediction
+    return 200, "", prediction.value.prediction
 
 
 def test_s3_unreachable_without_cache_is_an_internal_error_per_item(faulty: FaultyS3) -> None:

@@ -10,10 +10,9 @@ from typing import Any
 import jsonschema
 import pytest
 from prediction_service.composition import build_components, components
-from prediction_service.dataplane.types import Failure
+from prediction_service.dataplane.types import Answer, Failure
 from prediction_service.errors import BadInputError, ModelLoadError, ModelNotFoundError, PredictionError
 from prediction_service.protocols.v1.schemas import BatchItem, PredictRequest
-from prediction_service.protocols.v1.service import Prediction
 from prediction_service.settings import Settings
 from prediction_service.storage.s3 import S3Store
 from support import BUCKET, ROOT, CountingStore
@@ -26,14 +25,14 @@ def now() -> float:
     return time.perf_counter()
 
 
-def statuses(results: list[Prediction | Failure]) -> list[str]:
-    return [r.response.status.value if isinstance(r, Prediction) else r.error.status for r in results]
+def statuses(results: list[Answer | Failure]) -> list[str]:
+    return [r.value.status.value if isinstance(r, Answer) else r.error.status for r in results]
 
 
 def test_forecast_from_the_models_own_data(s3: Any) -> None:
     prediction = components().service.predict("drive_stats_b", PredictRequest(), now())
-    assert prediction.response.model_version == "1.0" and len(prediction.response.prediction or []) == 3
-    assert prediction.inference_ms > 0
+    assert prediction.value.model_version == "1.0" and len(prediction.value.prediction or []) == 3
+    assert prediction.inference.inference_ms > 0
 
 
 def test_forecast_refuses_several_windows(s3: Any) -> None:
@@ -100,7 +99,7 @@ def test_a_corrupted_model_is_an_internal_error_and_is_retried_once_fixed(s3: An
         service.predict("user_churn", PredictRequest(ids=[1]), now())
     assert info.value.http_status == 500
     s3.put_object(Bucket=BUCKET, Key="models/user_churn.onnx", Body=original)
-    assert service.predict("user_churn", PredictRequest(ids=[1]), now()).response.status.value == "Success"
+    assert service.predict("user_churn", PredictRequest(ids=[1]), now()).value.status.value == "Success"
 
 
 def test_batch_items_run_in_parallel(s3: Any, cache_dir: Any) -> None:

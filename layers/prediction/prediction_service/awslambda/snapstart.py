@@ -120,7 +120,7 @@ def _warm(parts: Components, spec: ModelSpec) -> None:
     request = example_request(spec, parts.service.describe(spec.name, spec.version).example_ids)
     if request is not None:
         prediction = parts.service.predict(spec.name, request.model_copy(update={"version": spec.version}), 0.0)
-        prediction.response.model_dump_json()
+        prediction.value.model_dump_json()
     manifest = parts.registry.manifest()
     runtime = parts.registry.runtime(Route(spec, manifest=manifest))
     feeds = {i.name: _zeros(i.datatype, i.shape) for i in runtime.inputs if i.datatype is not None}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from prediction_service.catalog.manifest import (
@@ -20,10 +19,8 @@ from prediction_service.catalog.manifest import (
     ModelSpec,
     TextEntry,
 )
-from prediction_service.catalog.routing import Route
 from prediction_service.dataplane.dataplane import DataPlane
-from prediction_service.dataplane.shadows import ShadowOutcome
-from prediction_service.dataplane.types import Failure, Inference
+from prediction_service.dataplane.types import Answer, Failure
 from prediction_service.errors import error_body
 from prediction_service.protocols.v1 import codec
 from prediction_service.protocols.v1.schemas import (
@@ -38,21 +35,7 @@ from prediction_service.protocols.v1.schemas import (
 EXAMPLE_IDS = 5  # ids GET /v1/models/{name} shows for a classifier
 
 
-@dataclass(frozen=True)
-class Prediction:
-    """An answer, and how it was made: the data plane's inference and its shadow's outcome."""
-
-    response: PredictResponse
-    inference: Inference
-    shadow: ShadowOutcome | None = None
-
-    @property
-    def route(self) -> Route:
-        return self.inference.route
-
-    @property
-    def inference_ms(self) -> float:
-        return self.inference.inference_ms
+Prediction = Answer[PredictResponse]  # an answer, its inference and its shadow's outcome
 
 
 class PredictionService:
@@ -83,21 +66,19 @@ class PredictionService:
                 version: str | None = None) -> Prediction:
         """One prediction with its bookkeeping, timed from `started` (when the request arrived)."""
         request = codec.infer_request(name, body, started=started, version=version, routing_key=routing_key)
-        answer = self.dataplane.serve(request, lambda result: codec.encode(body, result))
-        return Prediction(answer.value, answer.inference, answer.shadow)
+        return self.dataplane.serve(request, lambda result: codec.encode(body, result))
 
     def predict_batch(self, items: Sequence[BatchItem], routing_key: str | None = None) -> list[Prediction | Failure]:
         """Each item alone (in parallel when models must load), counted and its shadow collected."""
         calls = [(codec.infer_request(item.model_name, item, started=time.perf_counter(), routing_key=routing_key),
                   functools.partial(codec.encode, item)) for item in items]
-        answers = self.dataplane.serve_many(calls)
-        return [a if isinstance(a, Failure) else Prediction(a.value, a.inference, a.shadow) for a in answers]
+        return self.dataplane.serve_many(calls)
 
     @staticmethod
     def item_response(result: Prediction | Failure, request_id: str) -> PredictResponse:
         """One batch item's answer: its prediction, or its error in the one error body."""
-        if isinstance(result, Prediction):
-            return result.response
+        if isinstance(result, Answer):
+            return result.value
         return PredictResponse(**error_body(result.error, request_id), duration_ms=result.duration_ms)
 
     def _info(self, manifest: Manifest, entry: ModelSpec) -> ModelInfo:

@@ -193,9 +193,7 @@ def _feeds(runtime: Runtime, request: InferenceRequest, binary: memoryview) -> d
     feeds: dict[str, np.ndarray] = {}
     offset = 0
     for given in request.inputs:
-        spec = graph.get(given.name)
-        if spec is None:
-            raise BadInputError(f"the model has no input {given.name!r}; its inputs: {describe(runtime.inputs)}")
+        spec = _named(graph, given.name, "input")
         if given.name in feeds:
             raise BadInputError(f"input {given.name!r} is given twice")
         _check_signature(given, spec)
@@ -243,9 +241,7 @@ def _outputs(runtime: Runtime, request: InferenceRequest) -> list[tuple[TensorSp
         return [(spec, default_binary) for spec in runtime.outputs if spec.datatype is not None]
     chosen: list[tuple[TensorSpec, bool]] = []
     for wanted in request.outputs:
-        spec = graph.get(wanted.name)
-        if spec is None:
-            raise BadInputError(f"the model has no output {wanted.name!r}; its outputs: {describe(runtime.outputs)}")
+        spec = _named(graph, wanted.name, "output")
         if spec.datatype is None:
             raise BadInputError(f"output {wanted.name!r} is of type {spec.onnx_type}, which the protocol cannot carry")
         if any(spec is c for c, _ in chosen):
@@ -253,3 +249,11 @@ def _outputs(runtime: Runtime, request: InferenceRequest) -> list[tuple[TensorSp
         flag = wanted.parameters.binary_data if wanted.parameters else None
         chosen.append((spec, default_binary if flag is None else flag))
     return chosen
+
+
+def _named(graph: dict[str, TensorSpec], name: str, what: str) -> TensorSpec:
+    """The runtime's input or output (`what`) called `name`; a 400 naming the ones it has."""
+    spec = graph.get(name)
+    if spec is None:
+        raise BadInputError(f"the model has no {what} {name!r}; its {what}s: {describe(list(graph.values()))}")
+    return spec

@@ -52,4 +52,4 @@ def _predict(
 ) -> Response:
     if version is not None and body.version not in (None, version):
         raise BadInputError(f"version {version!r} (query) and {body.version!r} (body) disagree: give one")
-    return json_response(service.predict(name, body, started, routing_key=key, version=version).response)
+    return json_response(service.predict(name, body, started, routing_key=key, version=version).value)
