@@ -112,7 +112,12 @@ class FileEntry(Entry):
     sha256: Sha256
 
     def files(self, *, tables: bool = True) -> list[FileRef]:
-        return [FileRef(file=self.file, sha256=self.sha256), *self.data_files(tables=tables)]
+        return [self.graph, *self.data_files(tables=tables)]
+
+    @property
+    def graph(self) -> FileRef:
+        """The ONNX file as a file reference (built without validating again: the entry's fields are)."""
+        return FileRef.model_construct(file=self.file, sha256=self.sha256)
 
     def data_files(self, *, tables: bool = True) -> list[FileRef]:
         """Files besides the graph: a tokenizer, data tables (with `tables`)."""

@@ -55,7 +55,8 @@ class DataPlane:
                 on_route(chosen)
             return self._infer(request, chosen)
         except PredictionError as exc:
-            raise exc.for_model(chosen.name if chosen else request.model) from None
+            exc.for_model(chosen.name if chosen else request.model)
+            raise
 
     def serve(self, request: InferRequest, encode: Callable[[Inference], T],
               record: Recorder | None = None) -> Answer[T]:

@@ -92,7 +92,7 @@ def create_app(
     protocol's `{"error": ...}`).
 
     The apps serve no OpenAPI document of their own: the docs function serves one for the
-    whole API (prediction_service.openapi).
+    whole API (web/openapi.py).
     """
     # strict_content_type=False: a JSON body without a Content-Type header is still JSON.
     # FastAPI's native OpenTelemetry is off: it costs more per request than a prediction,
