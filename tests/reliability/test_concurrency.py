@@ -30,7 +30,7 @@ def test_many_threads_predicting_with_cold_models_download_each_once(s3: Any) ->
     names = ["drive_stats_a", "drive_stats_b"] * 16
     with ThreadPoolExecutor(max_workers=16) as pool:
         predictions = list(pool.map(lambda n: service.predict(n, PredictRequest(), time.perf_counter()), names))
-    assert all(p.response.status.value == "Success" for p in predictions)
+    assert all(p.value.status.value == "Success" for p in predictions)
     fetched = [key for key, _ in store.fetches]
     models = [k for k in fetched if k.endswith(".onnx")]
     assert sorted(models) == ["models/drive_stats_a.onnx", "models/drive_stats_b.onnx"]
@@ -73,9 +73,8 @@ def test_churn_keeps_the_cache_within_its_bound_and_its_books_balanced(tmp_path:
         assert not errors, errors[:3]
         assert peak <= 600
         assert cache.size_bytes <= 600
-        with cache._lock:
-            assert cache.size_bytes == sum(e.size for e in cache._entries.values())
-            assert not cache._inflight
+        assert cache.books_balance(), "the bytes counted are the sum of the entries' and the files' sizes"
+        assert cache.loads_in_flight == 0 and cache.reserved_bytes == 0
         assert cache.stats.evictions > 0 and cache.stats.disk_loads > 0
 
 

@@ -138,7 +138,7 @@ def test_a_corrupted_stream_is_refused_and_leaves_no_file_in_tmp(tmp_path: Path)
         # one GET whose headers told the size (its body left unread), then the four ranged GETs
         assert sum(1 for method, path in proxy.requests if method == "GET" and "m/a.onnx" in path) == 5
         assert files_in(tmp_path / "disk") == set(), "neither the refused file nor its partial download is kept"
-        assert cache.disk_bytes == 0 and cache._reserved == 0
+        assert cache.disk_bytes == 0 and cache.reserved_bytes == 0
         proxy.fault = None
         assert cache.get_file("m/a.onnx", load_model_file, sha).inputs[0].name == "x"
         assert files_in(tmp_path / "disk") == {sha}
@@ -157,7 +157,7 @@ def test_a_download_that_breaks_halfway_leaves_no_file_in_tmp(s3_client: Any, tm
     with pytest.raises(StoreError, match="could not reach S3"):
         cache.get_file("m/a.onnx", load_model_file, sha)
     assert files_in(tmp_path / "disk") == set()
-    assert cache.disk_bytes == 0 and cache._reserved == 0 and "m/a.onnx" not in cache
+    assert cache.disk_bytes == 0 and cache.reserved_bytes == 0 and "m/a.onnx" not in cache
 
 
 # -- the session comes from the file ----------------------------------------------------------
@@ -301,7 +301,7 @@ def test_space_others_use_in_tmp_is_made_room_for_or_refused(
         used = sum(p.stat().st_size for p in Path(path).iterdir())
         return shutil._ntuple_diskusage(capacity[0], used, max(capacity[0] - used, 0))  # type: ignore[attr-defined]
 
-    monkeypatch.setattr("prediction_service.storage.cache.shutil.disk_usage", usage)
+    monkeypatch.setattr("prediction_service.storage.files.shutil.disk_usage", usage)
     shas = {name: put(s3_client, f"m/{name}.onnx", onnx_model(1, seed=i)) for i, name in enumerate("ab")}
     cache = make_cache(store, disk)
     cache.get_file("m/a.onnx", load_model_file, shas["a"])
@@ -350,7 +350,7 @@ def test_a_file_is_hashed_once_per_process(
         hashed.append(Path(f.name).name)
         return real(f, digest)
 
-    monkeypatch.setattr("prediction_service.storage.cache.hashlib.file_digest", counting)
+    monkeypatch.setattr("prediction_service.storage.files.hashlib.file_digest", counting)
     shas = {name: put(s3_client, f"m/{name}.onnx", onnx_model(1, seed=i)) for i, name in enumerate("ab")}
     disk = tmp_path / "disk"
 
