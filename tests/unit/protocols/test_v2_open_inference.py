@@ -199,7 +199,7 @@ BAD = [
     ("wrong rank", {"inputs": [{"name": "X", "shape": [4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}, "has shape"),
     ("wrong width", {"inputs": [{"name": "X", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}, "has shape"),
     ("negative dimension", {"inputs": [{"name": "X", "shape": [-1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]},
-     ">= 0"),
+     "greater than or equal to 0"),
     ("value beyond FP32", {"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [1e39, 2, 3, 4]}]},
      "absolute value"),
     ("no data", {"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32"}]}, "no data"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -31,8 +32,28 @@ class OnnxModel(Runtime):
         try:
             return self.session.run(list(output_names), dict(feeds))
         except _RUN_ERRORS as exc:
-            reason = str(exc).splitlines()[0][:300]
-            raise BadInputError(f"the model could not run on these inputs: {reason}") from exc
+            raise BadInputError(f"the model could not run on these inputs: {caller_message(str(exc))}",
+                                detail=str(exc)) from exc
+
+
+def caller_message(text: str) -> str:
+    """onnxruntime's refusal cut to what a caller can act on: the operator that failed and why,
+    without the build's source paths, C++ function names or the assertion's own expression."""
+    text = " ".join(text.split())
+    node = _NODE.search(text)
+    reason = text.split("Status Message:", 1)[1] if "Status Message:" in text else _PREFIX.sub("", text)
+    for internal in (_SOURCE_PATH, _CPP_FUNCTION, _ASSERTION):
+        reason = internal.sub(" ", reason)
+    reason = " ".join(reason.split()).strip(" .:") or "the model refused them"
+    where = f"its {node.group(1)} operator failed: " if node else ""
+    return (where + reason)[:300]
+
+
+_NODE = re.compile(r"running (\w+) node")
+_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
+_SOURCE_PATH = re.compile(r"\S*/\S+\.(?:h|hpp|cc|cpp|c)(?::\d+)?")
+_CPP_FUNCTION = re.compile(r"(?:[\w<>,*&]+ )*[\w<>]+(?:::[\w<>~]+)+\([^)]*\)(?: const)?")
+_ASSERTION = re.compile(r"[^.]*? was false\.")
 
 
 def load_model_file(path: str | os.PathLike[str]) -> OnnxModel:

@@ -51,6 +51,12 @@ def check_texts(texts: Sequence[str]) -> None:
     longest = max(len(t) for t in texts)
     if longest > MAX_TEXT_CHARACTERS:
         raise BadInputError(f"each text may have at most {MAX_TEXT_CHARACTERS} characters, one has {longest}")
+    for index, text in enumerate(texts):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate (\ud800-\udfff) has no UTF-8 form
+            raise BadInputError(f"text {index} is not valid Unicode: it holds a lone surrogate at character "
+                                f"{exc.start}; send UTF-8 text") from exc
 
 
 class TextEncoder(Runtime):

@@ -143,7 +143,8 @@ class BearerAuth:
         if scope["type"] != "http" or _route_path(scope) in self.public_paths:
             await self.app(scope, receive, send)
             return
-        header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
+        given = [v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"]
+        header = given[0] if len(given) == 1 else None  # two headers are malformed: neither decides
         try:
             principal = default_verifier().verify(header)
         except Exception as exc:  # no hashes, or SSM unreachable: fail closed

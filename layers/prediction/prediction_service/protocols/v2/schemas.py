@@ -4,7 +4,7 @@ answer, and what the OpenAPI document shows. Plain pydantic, no numpy."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, StrictBool, StrictInt
 
@@ -15,6 +15,7 @@ Datatype = Literal[
     "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"
 ]
 MAX_TENSORS = 64  # inputs or outputs named in one request
+MAX_DIMENSION = 2**31  # one dimension of a shape (onnxruntime's int64 dims, kept within what JSON clients send)
 # Triton's binary extension: the length of the JSON part, before the tensors' bytes.
 HEADER_LENGTH = "inference-header-content-length"
 
@@ -33,7 +34,8 @@ class RequestInput(Schema):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=256)
-    shape: list[StrictInt] = Field(max_length=16, description="each dimension >= 0")
+    shape: list[Annotated[StrictInt, Field(ge=0, le=MAX_DIMENSION)]] = Field(
+        max_length=16, description=f"each dimension from 0 to {MAX_DIMENSION}")
     datatype: str = Field(description="one of " + ", ".join(Datatype.__args__))  # type: ignore[attr-defined]
     parameters: Parameters | None = None
     data: Any = Field(default=None, description="row-major values, flat or nested; absent with binary_data_size")
@@ -63,7 +65,8 @@ class InferenceRequest(Schema):
     id: str | None = Field(default=None, max_length=256)
     parameters: Parameters | None = None
     inputs: list[RequestInput] = Field(min_length=1, max_length=MAX_TENSORS)
-    outputs: list[RequestOutput] | None = Field(default=None, max_length=MAX_TENSORS)
+    outputs: list[RequestOutput] | None = Field(
+        default=None, min_length=1, max_length=MAX_TENSORS, description="the outputs to answer (all when absent)")
 
 
 class ResponseOutput(Schema):

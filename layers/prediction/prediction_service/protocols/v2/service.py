@@ -8,6 +8,7 @@ own failures (a model that cannot load) are 500s.
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,7 @@ MAX_JSON_ANSWER_BYTES = LAMBDA_PAYLOAD_BYTES - 4096
 MAX_BINARY_ANSWER_BYTES = MAX_JSON_ANSWER_BYTES * 3 // 4
 # A compressed request (tritonclient's request_compression_algorithm) may unpack to at most this.
 MAX_INFLATED_BYTES = 64 * 1024 * 1024
+_LENGTH_DIGITS = re.compile(f"[0-9]{{1,{len(str(LAMBDA_PAYLOAD_BYTES))}}}")
 
 
 @dataclass(frozen=True)
@@ -165,8 +167,10 @@ def parse(body: bytes, header_length: str | None) -> tuple[InferenceRequest, mem
     """The JSON request, and the binary tensors after it (Inference-Header-Content-Length)."""
     length = len(body)
     if header_length is not None:
-        if not header_length.isdigit() or int(header_length) > len(body):
-            raise BadInputError(f"{HEADER_LENGTH} must be the JSON part's length, at most {len(body)}")
+        # ASCII digits only (str.isdigit() takes "²", which int() refuses), at most as many as the
+        # payload limit has (int() refuses a number of 4,300 digits or more)
+        if not _LENGTH_DIGITS.fullmatch(header_length) or int(header_length) > len(body):
+            raise BadInputError(f"{HEADER_LENGTH} must be the JSON part's length in digits, at most {len(body)}")
         length = int(header_length)
     try:
         parsed = InferenceRequest.model_validate_json(body[:length])

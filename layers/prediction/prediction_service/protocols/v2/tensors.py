@@ -41,6 +41,8 @@ def from_json(name: str, datatype: str, shape: Sequence[int], data: Any) -> np.n
         if not all(isinstance(v, str) for v in flat):
             raise BadInputError(f"input {name!r}: BYTES data must be strings")
         return flat.reshape(shape)
+    if datatype != "BOOL" and _holds_bool(data):  # numpy reads true as 1 beside numbers
+        raise BadInputError(f"input {name!r}: {datatype} data must be numbers, not true or false")
     if dtype.kind in "iu" and flat.dtype.kind in "fO":
         # beyond int64 numpy reads floats or objects: read the JSON integers again, exactly
         flat = _exact_integers(name, datatype, np.asarray(data, dtype=object).reshape(-1), flat, dtype)
@@ -112,7 +114,7 @@ def _check_kind(name: str, datatype: str, flat: np.ndarray) -> None:
         if kind != "b":
             raise BadInputError(f"input {name!r}: BOOL data must be true or false")
         return
-    if kind not in "iuf" or any(isinstance(v, bool) for v in flat.tolist()):
+    if kind not in "iuf":
         raise BadInputError(f"input {name!r}: {datatype} data must be numbers")
     if not datatype.startswith("FP") and kind == "f":
         raise BadInputError(f"input {name!r}: {datatype} data must be integers")
@@ -160,3 +162,15 @@ def _bytes_elements(name: str, raw: bytes | memoryview, count: int) -> np.ndarra
     result = np.empty(count, dtype=object)
     result[:] = elements
     return result
+
+
+def _holds_bool(data: Any) -> bool:
+    """Whether JSON data (a value, or lists of them, nested) holds a boolean anywhere."""
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if type(value) is bool:
+            return True
+        if type(value) is list:
+            stack.extend(value)
+    return False
