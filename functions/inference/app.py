@@ -11,7 +11,7 @@ prefetch_in_background()
 
 from prediction_service.awslambda.handler import lambda_handler
 from prediction_service.errors import protocol_error_body
-from prediction_service.settings import LAMBDA_PAYLOAD_BYTES
+from prediction_service.limits import LAMBDA_PAYLOAD_BYTES
 from prediction_service.web.app import create_app
 from prediction_service.web.routers import inference
 

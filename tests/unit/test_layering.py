@@ -39,7 +39,7 @@ def test_the_docs_function_serves_the_document_without_loading_onnxruntime_numpy
 # never one above or beside it. (The package of prediction_service/x.py is "x"; of
 # prediction_service/protocols/v1/y.py, "protocols.v1".)
 LAYERS = [
-    {"prediction_service", "errors", "settings", "timing"},
+    {"prediction_service", "errors", "settings", "limits", "timing"},
     {"catalog", "storage"},
     {"observability"},
     {"runtime"},

@@ -6,11 +6,6 @@ import os
 from dataclasses import dataclass
 
 MB = 1024 * 1024
-# Lambda's limit on a synchronous invocation's payload, request and answer alike.
-LAMBDA_PAYLOAD_BYTES = 6 * MB
-# The JSON routes' bodies (the v2 routes take up to LAMBDA_PAYLOAD_BYTES).
-MAX_BODY_BYTES = 1 * MB
-MAX_TEXTS = 64  # texts in one text-embedding request
 # /tmp the model files may not use: left for anything else that writes there.
 DISK_MARGIN_MB = 64
 # Lambda's /tmp without an EphemeralStorage setting (and the most SnapStart allows).

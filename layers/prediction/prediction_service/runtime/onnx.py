@@ -26,14 +26,25 @@ class OnnxModel(Runtime):
         self.inputs = _specs(session.get_inputs())
         self.outputs = _specs(session.get_outputs())
 
-    def run(self, output_names: Sequence[str], feeds: Feeds) -> list[np.ndarray]:
+    def run(self, output_names: Sequence[str], feeds: Feeds, *, shrink_arena: bool = False) -> list[np.ndarray]:
+        """`shrink_arena`: give the memory this run took beyond the arena's first chunk back at its end
+        (onnxruntime keeps its peak otherwise: one large request would hold it for good)."""
         if not output_names:
             return []  # onnxruntime reads an empty list as "every output"
         try:
-            return self.session.run(list(output_names), dict(feeds))
+            return self.session.run(list(output_names), dict(feeds), _SHRINK if shrink_arena else None)
         except _RUN_ERRORS as exc:
             raise BadInputError(f"the model could not run on these inputs: {caller_message(str(exc))}",
                                 detail=str(exc)) from exc
+
+
+def _shrinking() -> ort.RunOptions:
+    options = ort.RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
+
+
+_SHRINK = _shrinking()
 
 
 def caller_message(text: str) -> str:

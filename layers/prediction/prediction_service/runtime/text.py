@@ -17,12 +17,11 @@ import numpy as np
 from prediction_service.errors import BadInputError, IntegrityError, ModelOutputError
 from prediction_service.runtime.base import Feeds, Runtime, TensorSpec
 from prediction_service.runtime.onnx import OnnxModel
-from prediction_service.settings import MAX_TEXTS
+from prediction_service.limits import MAX_TEXT_CHARACTERS, MAX_TEXTS, TEXT_BATCH_TOKENS
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-MAX_TEXT_CHARACTERS = 10_000  # characters in one text (the model reads at most `max_tokens` word pieces)
 TEXT = "text"
 EMBEDDING, TOKEN_COUNT, TRUNCATED = "embedding", "token_count", "truncated"
 COSINE_AGREEMENT = 0.99  # a shadow's embedding agrees with the live one at this cosine or more
@@ -59,6 +58,19 @@ def check_texts(texts: Sequence[str]) -> None:
                                 f"{exc.start}; send UTF-8 text") from exc
 
 
+def sub_batches(lengths: np.ndarray, tokens: int) -> list[np.ndarray]:
+    """Row indices in groups of similar length, each group padded to its longest taking at most
+    `tokens` (a row longer than that goes alone): sorted by length, so padding stays small."""
+    order = np.argsort(lengths, kind="stable")
+    groups: list[np.ndarray] = []
+    start = 0
+    for end in range(1, len(order) + 1):
+        if end == len(order) or (end + 1 - start) * int(lengths[order[end]]) > tokens:
+            groups.append(order[start:end])
+            start = end
+    return groups
+
+
 class TextEncoder(Runtime):
     def __init__(self, model: OnnxModel, tokenizer: Tokenizer, max_tokens: int) -> None:
         self._model = model
@@ -78,16 +90,26 @@ class TextEncoder(Runtime):
         tokenizer = self._tokenizer
         if (tokenizer.truncation or {}).get("max_length") != self._max_tokens:
             tokenizer.enable_truncation(max_length=self._max_tokens)
-        encodings = tokenizer.encode_batch(texts)
+        encodings = tokenizer.encode_batch(texts)  # padded to the longest, at the right
         ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
         mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
-        (vectors,) = self._model.run([self._model.outputs[0].name], {"input_ids": ids, "attention_mask": mask})
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[0] != len(texts) or not np.isfinite(vectors).all():
-            raise ModelOutputError(f"the text model returned embeddings of shape {vectors.shape}")
+        counts = mask.sum(axis=1)
+        parts = []
+        for rows in sub_batches(counts, TEXT_BATCH_TOKENS):  # each padded to its own longest text
+            width = int(counts[rows].max())
+            (part,) = self._model.run([self._model.outputs[0].name],
+                                      {"input_ids": ids[rows, :width], "attention_mask": mask[rows, :width]},
+                                      shrink_arena=True)
+            part = np.asarray(part, dtype=np.float32)
+            if part.ndim != 2 or part.shape[0] != len(rows) or not np.isfinite(part).all():
+                raise ModelOutputError(f"the text model returned embeddings of shape {part.shape}")
+            parts.append((rows, part))
+        vectors = np.empty((len(texts), parts[0][1].shape[1]), dtype=np.float32)
+        for rows, part in parts:
+            vectors[rows] = part
         answers = {
             EMBEDDING: vectors,
-            TOKEN_COUNT: mask.sum(axis=1).astype(np.int64),
+            TOKEN_COUNT: counts.astype(np.int64),
             TRUNCATED: np.asarray([bool(e.overflowing) for e in encodings], dtype=np.bool_),
         }
         return [answers[name] for name in output_names]

@@ -25,7 +25,7 @@ from prediction_service.errors import (
     error_body,
 )
 from prediction_service.observability import forget_route, log_error
-from prediction_service.settings import MAX_BODY_BYTES
+from prediction_service.limits import MAX_BODY_BYTES
 from prediction_service.web.middleware import BearerAuth, JsonBodyGuard, RequestTimer, StagePrefix
 from prediction_service.web.responses import error_response
 

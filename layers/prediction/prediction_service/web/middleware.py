@@ -22,7 +22,7 @@ from prediction_service.errors import (
     error_body,
 )
 from prediction_service.observability import log_error
-from prediction_service.settings import MAX_BODY_BYTES
+from prediction_service.limits import MAX_BODY_BYTES
 from prediction_service.web.auth import bearer_token, default_verifier
 from prediction_service.web.responses import JSON, error_response
 

@@ -12,7 +12,7 @@ from starlette.types import Scope
 
 from prediction_service.errors import ErrorWriter, PredictionError, error_body
 from prediction_service.protocols.v1.schemas import ErrorBody
-from prediction_service.settings import MAX_BODY_BYTES
+from prediction_service.limits import MAX_BODY_BYTES
 from prediction_service.timing import elapsed_ms
 
 JSON = "application/json"

@@ -10,7 +10,7 @@ from pydantic import ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_
 
 from prediction_service.catalog.manifest import VERSION  # a version or alias, as the manifest spells them
 from prediction_service.protocols.schema import Schema
-from prediction_service.settings import MAX_TEXTS
+from prediction_service.limits import MAX_TEXTS
 
 MAX_ROWS = 1000  # rows (or ids) in one prediction request
 MAX_BATCH_ITEMS = 16  # predictions in one batch request
@@ -76,6 +76,14 @@ class BatchPredictRequest(Schema):
     predictions: list[BatchItem] = Field(
         min_length=1, max_length=MAX_BATCH_ITEMS, description="the predictions to make, each with its model"
     )
+
+    @model_validator(mode="after")
+    def _texts_in_all(self) -> BatchPredictRequest:
+        """A batch's items share one request's budget: its texts together, as one request's."""
+        texts = sum(len(item.texts or ()) for item in self.predictions)
+        if texts > MAX_TEXTS:
+            raise ValueError(f"a batch may carry at most {MAX_TEXTS} texts in all (its items together), not {texts}")
+        return self
 
 
 class PredictStatus(str, Enum):

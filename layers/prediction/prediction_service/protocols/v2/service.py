@@ -8,6 +8,7 @@ own failures (a model that cannot load) are 500s.
 from __future__ import annotations
 
 import json
+import math
 import re
 import zlib
 from dataclasses import dataclass
@@ -39,16 +40,17 @@ from prediction_service.protocols.v2.schemas import (
 )
 from prediction_service.protocols.v2.tensors import DTYPES, from_binary, from_json, to_binary, to_json
 from prediction_service.runtime.base import Runtime, TensorSpec, describe
-from prediction_service.settings import LAMBDA_PAYLOAD_BYTES
+from prediction_service.limits import (
+    LAMBDA_PAYLOAD_BYTES,
+    MAX_BINARY_ANSWER_BYTES,
+    MB,
+    MAX_JSON_ANSWER_BYTES,
+    max_values,
+    request_memory_bytes,
+)
 
 SERVER_NAME = "onnx-prediction-api"
 EXTENSIONS = ["binary_tensor_data"]
-# The answer's envelope takes some of it; a binary answer travels base64-encoded, so it may hold
-# three quarters of that.
-MAX_JSON_ANSWER_BYTES = LAMBDA_PAYLOAD_BYTES - 4096
-MAX_BINARY_ANSWER_BYTES = MAX_JSON_ANSWER_BYTES * 3 // 4
-# A compressed request (tritonclient's request_compression_algorithm) may unpack to at most this.
-MAX_INFLATED_BYTES = 64 * 1024 * 1024
 _LENGTH_DIGITS = re.compile(f"[0-9]{{1,{len(str(LAMBDA_PAYLOAD_BYTES))}}}")
 
 
@@ -115,8 +117,10 @@ class _Call:
         self.wanted: list[tuple[TensorSpec, bool]] = []
 
     def decode(self, served: Served) -> Inputs:
-        feeds = _feeds(served.runtime, self.request, self.binary)
+        _check_size(self.request)
         self.wanted = _outputs(served.runtime, self.request)
+        _check_answer_size(self.request, self.wanted)
+        feeds = _feeds(served.runtime, self.request, self.binary)
         return Inputs(feeds, [spec.name for spec, _ in self.wanted])
 
     def encode(self, result: Inference) -> Encoded:
@@ -154,12 +158,15 @@ def inflate(body: bytes, encoding: str | None) -> bytes:
     if encoding not in ("gzip", "deflate"):
         raise UnsupportedMediaTypeError(f"Content-Encoding {encoding!r} is not supported; send gzip, deflate or none")
     unpacker = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
-    try:
-        inflated = unpacker.decompress(body, MAX_INFLATED_BYTES)
+    try:  # stops at the cap: a small body that unpacks to gigabytes costs at most the cap
+        inflated = unpacker.decompress(body, LAMBDA_PAYLOAD_BYTES + 1)
     except zlib.error as exc:
         raise BadInputError(f"the body is not valid {encoding} data") from exc
-    if unpacker.unconsumed_tail:
-        raise PayloadTooLargeError(f"the body unpacks to more than {MAX_INFLATED_BYTES} bytes")
+    if len(inflated) > LAMBDA_PAYLOAD_BYTES:
+        raise PayloadTooLargeError(f"the body unpacks to more than {LAMBDA_PAYLOAD_BYTES} bytes, Lambda's payload "
+                                   "limit; send a smaller request")
+    if not unpacker.eof:
+        raise BadInputError(f"the body is not complete {encoding} data")
     return inflated
 
 
@@ -178,6 +185,32 @@ def parse(body: bytes, header_length: str | None) -> tuple[InferenceRequest, mem
         errors = getattr(exc, "errors", None)
         raise BadInputError(describe_errors(errors()) if errors else "the request is not valid JSON") from exc
     return parsed, memoryview(body)[length:]
+
+
+def _check_size(request: InferenceRequest) -> None:
+    """Refuse, before any value is decoded, a request whose shapes hold more values than one request
+    may (limits.max_values, from the function's memory)."""
+    values = sum(math.prod(given.shape) for given in request.inputs)
+    if values > max_values():
+        raise PayloadTooLargeError(
+            f"the inputs' shapes hold {values} values; one request may hold at most {max_values()} "
+            f"({request_memory_bytes() // MB} MB of this function's memory): send fewer rows per request")
+
+
+def _check_answer_size(request: InferenceRequest, wanted: list[tuple[TensorSpec, bool]]) -> None:
+    """Refuse, before the model runs, a request whose answer cannot fit Lambda's payload: each output's
+    fixed dimensions times the request's batch (its first input's first dimension) for the dynamic
+    ones, at the fewest bytes a value can take (1 in binary, 2 in JSON: `0,`)."""
+    batch = request.inputs[0].shape[0] if request.inputs and request.inputs[0].shape else 1
+    least = 0
+    for spec, as_binary in wanted:
+        values = math.prod(batch if d < 0 else d for d in spec.shape) if spec.shape else 1
+        least += values * (DTYPES[spec.datatype].itemsize if as_binary and spec.datatype != "BYTES" else 2)
+    limit = MAX_BINARY_ANSWER_BYTES if any(as_binary for _, as_binary in wanted) else MAX_JSON_ANSWER_BYTES
+    if least > limit:
+        raise PayloadTooLargeError(
+            f"the answer would take at least {least} bytes, more than Lambda can return ({limit}); "
+            "ask for fewer outputs or send fewer rows per request")
 
 
 def _as_datatype(array: np.ndarray, spec: TensorSpec) -> np.ndarray:

@@ -19,7 +19,7 @@ from prediction_service.protocols.v2.schemas import (
     ServerMetadata,
     ServerReady,
 )
-from prediction_service.settings import LAMBDA_PAYLOAD_BYTES
+from prediction_service.limits import LAMBDA_PAYLOAD_BYTES
 from prediction_service.web.deps import InferenceDep, RoutingKeyDep
 from prediction_service.web.responses import JSON, json_response, started_at
 
