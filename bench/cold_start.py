@@ -98,7 +98,7 @@ spec = manifest.get("drive_stats_a")
 parts.registry.load(spec)
 t.append(time.perf_counter())
 from prediction_service.protocols.v1.schemas import PredictRequest
-parts.service.predict("drive_stats_a", PredictRequest(), 0.0).response.model_dump_json()
+parts.service.predict("drive_stats_a", PredictRequest(), 0.0).value.model_dump_json()
 t.append(time.perf_counter())
 names = ["bare import of the five libraries", "our modules (Powertools, pydantic schemas, routers)",
          "FastAPI app, middleware and Mangum handler", "S3 client and the parts", "manifest: GET, parse",

@@ -132,7 +132,7 @@ def warm_path(models: Any, inference: Any, context: Any) -> dict[str, float]:
 
 
 def large_tensor(inference: Any, context: Any) -> dict[str, float]:
-    from prediction_service.web.routers.inference import MAX_JSON_ANSWER_BYTES
+    from prediction_service.protocols.v2.service import MAX_JSON_ANSWER_BYTES
     from support import http_event
 
     path = f"/v2/models/{IDENTITY}/infer"
