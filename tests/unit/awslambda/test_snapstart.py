@@ -108,3 +108,38 @@ def test_a_manifest_changed_while_snapshotted_is_read_by_the_after_restore_hook(
     result = request(restored["function"], load_event(ROOT / "events/models_forecast_drive_stats_a.json"), NEW_TOKEN)
     assert json.loads(result["body"])["model_version"] == "1.1"
     assert restored["calls"] == [], "the first request found the manifest fresh"
+
+
+@pytest.mark.parametrize("function", ["models", "batch", "runs", "inference"])
+def test_the_warm_up_sends_every_route_a_request_it_answers_with_success(s3: Any, function: str) -> None:
+    """What before_snapshot sends each route is a request the route answers (2xx), so the snapshot
+    holds that route's whole path run once; checked here with the test token, route by route."""
+    from generate_events import EVENT_TOKEN
+    from prediction_service.awslambda.warmup import event, requests_for
+    from prediction_service.composition import components
+
+    loaded = load_function(function)
+    parts = components()
+    entries = [s for s in parts.registry.manifest().models if s.shadow_of is None]
+    requests = list(requests_for(loaded.app, parts, entries))
+    routes = {r.path for r in loaded.app.routes if getattr(r, "methods", None)}
+    assert len(requests) >= len(routes) - 1, (requests, routes)
+    for method, path, body in requests:
+        result = loaded.handler(event(method, path, body, EVENT_TOKEN), lambda_context())
+        assert result["statusCode"] in (200, 503), (method, path, body, result["body"])  # 503: a model not ready
+
+
+def test_the_warm_up_token_is_accepted_only_while_the_warm_up_runs(s3: Any) -> None:
+    from prediction_service.awslambda.warmup import event
+    from prediction_service.web.auth import warm_up_token
+
+    models = load_function("models")
+    with warm_up_token() as token:
+        assert models.handler(event("GET", "/v1/models", None, token), lambda_context())["statusCode"] == 200
+    assert models.handler(event("GET", "/v1/models", None, token), lambda_context())["statusCode"] == 401
+
+
+def test_the_warm_up_leaves_no_metric_for_the_first_request(restored: dict[str, Any]) -> None:
+    from prediction_service.observability import metrics
+
+    assert not metrics.metric_set, metrics.metric_set

@@ -25,5 +25,5 @@ def lambda_handler(app: FastAPI, cache_stats: Callable[[], CacheStats | None] | 
     if cache_stats is not None:
         from prediction_service.awslambda.snapstart import register_hooks
 
-        register_hooks(handler)
+        register_hooks(handler, app)
     return handler

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 from prediction_service.errors import PredictionError
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from prediction_service.catalog.manifest import ModelSpec
     from prediction_service.composition import Components
     from prediction_service.observability import Handler
@@ -44,22 +46,23 @@ WARM_UP_EVENT: dict[str, Any] = {
 }
 
 
-def register_hooks(handler: Handler) -> bool:
-    """Register the hooks with the runtime, `handler` being the function's own (to warm its request
-    path); False where snapshot_restore_py is not installed (outside Lambda), where nothing would
-    call them."""
+def register_hooks(handler: Handler, app: FastAPI | None = None) -> bool:
+    """Register the hooks with the runtime, `handler` being the function's own and `app` its app (to
+    warm its request path and routes); False where snapshot_restore_py is not installed (outside
+    Lambda), where nothing would call them."""
     try:
         from snapshot_restore_py import register_after_restore, register_before_snapshot
     except ImportError:
         return False
-    register_before_snapshot(before_snapshot, handler)
+    register_before_snapshot(before_snapshot, handler, app)
     register_after_restore(after_restore)
     return True
 
 
-def before_snapshot(handler: Handler | None = None) -> None:
-    """Load and warm the models the snapshot should hold, then the request path. A model that fails
-    is logged and left to load on its first request: a snapshot is never refused for it."""
+def before_snapshot(handler: Handler | None = None, app: FastAPI | None = None) -> None:
+    """Load and warm the models the snapshot should hold, then the request path and every route of
+    the function's app (awslambda/warmup.py). A model that fails is logged and left to load on its
+    first request: a snapshot is never refused for it."""
     from prediction_service.composition import components
 
     parts = components()
@@ -82,6 +85,11 @@ def before_snapshot(handler: Handler | None = None) -> None:
                                   memory_limit_in_mb=0, aws_request_id="snapstart-warm-up",
                                   invoked_function_arn="", get_remaining_time_in_millis=lambda: 0)
         handler(dict(WARM_UP_EVENT), context)
+    if app is not None:
+        from prediction_service.awslambda.warmup import warm_routes
+
+        serving = [s for s in specs if s.shadow_of is None]
+        logger.info("warmed %d route request(s)", warm_routes(app, parts, serving))
     logger.info("snapshot holds %d model(s)", len(specs))
     gc.collect()
     gc.freeze()  # what the snapshot holds is never scanned by a collection after a restore

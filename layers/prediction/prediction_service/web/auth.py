@@ -14,7 +14,9 @@ import hashlib
 import hmac
 import os
 import re
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from prediction_service.errors import AuthConfigError
@@ -52,6 +54,22 @@ def parse_hashes(raw: str) -> tuple[str, ...]:
     return hashes
 
 
+# Hashes of tokens made for SnapStart's warm-up (awslambda/warmup.py), accepted only while it runs.
+_WARM_UP_HASHES: list[str] = []
+
+
+@contextmanager
+def warm_up_token() -> Iterator[str]:
+    """A token accepted only inside the block: the snapshot's warm-up requests go through the
+    routes as a caller's would. It is random, never written anywhere, and dead when the block ends."""
+    token = secrets.token_urlsafe(32)
+    _WARM_UP_HASHES.append(hash_token(token))
+    try:
+        yield token
+    finally:
+        _WARM_UP_HASHES.clear()
+
+
 def principal_for(token: str, hashes: tuple[str, ...]) -> Principal | None:
     """The principal of `token` if its hash is one of `hashes`, else None."""
     presented = hash_token(token)
@@ -81,7 +99,8 @@ class TokenVerifier:
         token = bearer_token(authorization)
         if token is None:
             return None
-        return principal_for(token, self.hashes())
+        hashes = self.hashes()
+        return principal_for(token, (*hashes, *_WARM_UP_HASHES) if _WARM_UP_HASHES else hashes)
 
 
 def _ssm_verifier(parameter: str) -> TokenVerifier:
