@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from prediction_service.protocols.v1.schemas import BatchPredictRequest, BatchPredictResponse
 from prediction_service.timing import elapsed_ms
+from prediction_service.web.concurrency import compute
 from prediction_service.web.deps import RequestIdDep, RoutingKeyDep, ServiceDep, StartedDep
 from prediction_service.web.responses import ERROR_RESPONSES, json_response
 
@@ -28,7 +29,7 @@ async def predict_batch(
 ) -> Response:
     """Each item has its own status and duration: one failing item never fails the others."""
     try:
-        results = service.predict_batch(body.predictions, key)
+        results = await compute(service.predict_batch, body.predictions, key)
     except Exception:  # only a failure of the batch machinery itself gets here
         logger.exception("batch prediction failed as a whole")
         return Response(BATCH_FAILED, 500, media_type="text/plain")

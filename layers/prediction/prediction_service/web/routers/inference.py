@@ -20,6 +20,7 @@ from prediction_service.protocols.v2.schemas import (
     ServerReady,
 )
 from prediction_service.limits import LAMBDA_PAYLOAD_BYTES
+from prediction_service.web.concurrency import compute
 from prediction_service.web.deps import InferenceDep, RoutingKeyDep
 from prediction_service.web.responses import JSON, json_response, started_at
 
@@ -75,12 +76,12 @@ async def server_ready(service: InferenceDep) -> Response:
 
 @router.get("/v2/models/{name}", response_model=ModelMetadata, responses=NOT_FOUND)
 async def model_metadata(name: ModelName, service: InferenceDep) -> Response:
-    return json_response(service.metadata(name))
+    return json_response(await compute(service.metadata, name))  # may load a model
 
 
 @router.get("/v2/models/{name}/versions/{version}", response_model=ModelMetadata, responses=NOT_FOUND)
 async def model_version_metadata(name: ModelName, version: Version, service: InferenceDep) -> Response:
-    return json_response(service.metadata(name, version))
+    return json_response(await compute(service.metadata, name, version))
 
 
 READY = {503: {"model": ModelReady, "description": "The model's files cannot be loaded now."}, **NOT_FOUND}
@@ -88,19 +89,19 @@ READY = {503: {"model": ModelReady, "description": "The model's files cannot be 
 
 @router.get("/v2/models/{name}/ready", response_model=ModelReady, responses=READY)
 async def model_ready(name: ModelName, service: InferenceDep) -> Response:
-    return _ready(service, name, None)
+    return await _ready(service, name, None)
 
 
 @router.get("/v2/models/{name}/versions/{version}/ready", response_model=ModelReady, responses=READY)
 async def model_version_ready(name: ModelName, version: Version, service: InferenceDep) -> Response:
-    return _ready(service, name, version)
+    return await _ready(service, name, version)
 
 
 @router.post("/v2/models/{name}/infer", response_model=InferenceResponse, openapi_extra=INFER_BODY,
              responses=NOT_FOUND)
 async def infer(name: ModelName, request: Request, service: InferenceDep, key: RoutingKeyDep) -> Response:
     """Run the model on named tensors; `outputs` chooses which it answers (all by default)."""
-    return _infer(service, name, None, request, await request.body(), key)
+    return await _infer(service, name, None, request, await request.body(), key)
 
 
 @router.post("/v2/models/{name}/versions/{version}/infer", response_model=InferenceResponse,
@@ -109,18 +110,18 @@ async def infer_version(
     name: ModelName, version: Version, request: Request, service: InferenceDep, key: RoutingKeyDep
 ) -> Response:
     """The same, for one version (or alias) of the model."""
-    return _infer(service, name, version, request, await request.body(), key)
+    return await _infer(service, name, version, request, await request.body(), key)
 
 
-def _ready(service: InferenceDep, name: str, version: str | None) -> Response:
-    ready = service.ready(name, version)
+async def _ready(service: InferenceDep, name: str, version: str | None) -> Response:
+    ready = await compute(service.ready, name, version)  # may load a model
     return json_response(ModelReady(name=name, ready=ready), 200 if ready else 503)
 
 
-def _infer(service: InferenceDep, name: str, version: str | None, request: Request, body: bytes,
+async def _infer(service: InferenceDep, name: str, version: str | None, request: Request, body: bytes,
            key: str | None) -> Response:
     headers = {k: request.headers[k] for k in ("content-encoding", HEADER_LENGTH) if k in request.headers}
-    encoded = service.infer(name, version, body, headers, key, started_at(request.scope)).value
+    encoded = (await compute(service.infer, name, version, body, headers, key, started_at(request.scope))).value
     if not encoded.binary:
         return Response(encoded.json, media_type=JSON)
     return Response(

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from prediction_service.errors import BadInputError
 from prediction_service.protocols.v1.schemas import ModelDetail, ModelList, PredictRequest, PredictResponse
+from prediction_service.web.concurrency import compute
 from prediction_service.web.deps import RoutingKeyDep, ServiceDep, StartedDep, VersionQuery
 from prediction_service.web.responses import ERROR_RESPONSES, NOT_FOUND, json_response
 
@@ -35,7 +36,7 @@ async def forecast(
     name: ModelName, service: ServiceDep, started: StartedDep, key: RoutingKeyDep, version: VersionQuery = None
 ) -> Response:
     """Forecast from the model's own dataset: the last `lookback` points in, `horizon` values out."""
-    return _predict(service, name, PredictRequest(), started, version, key)
+    return await _predict(service, name, PredictRequest(), started, version, key)
 
 
 @router.post("/v1/models/{name}/predict", response_model=PredictResponse, responses=NOT_FOUND)
@@ -44,12 +45,13 @@ async def predict(
     version: VersionQuery = None,
 ) -> Response:
     """Predict on the caller's `inputs` rows or on `ids` looked up in the model's feature table."""
-    return _predict(service, name, body, started, version, key)
+    return await _predict(service, name, body, started, version, key)
 
 
-def _predict(
+async def _predict(
     service: ServiceDep, name: str, body: PredictRequest, started: float, version: str | None, key: str | None
 ) -> Response:
     if version is not None and body.version not in (None, version):
         raise BadInputError(f"version {version!r} (query) and {body.version!r} (body) disagree: give one")
-    return json_response(service.predict(name, body, started, routing_key=key, version=version).value)
+    answer = await compute(service.predict, name, body, started, routing_key=key, version=version)
+    return json_response(answer.value)

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from prediction_service.protocols.v1.schemas import RunRequest, RunResponse
+from prediction_service.web.concurrency import compute
 from prediction_service.web.deps import RequestIdDep, RoutingKeyDep, RunnerDep, StartedDep
 from prediction_service.web.responses import ERROR_RESPONSES, NOT_FOUND, json_response
 
@@ -17,4 +18,4 @@ async def create_run(
     body: RunRequest, runner: RunnerDep, started: StartedDep, request_id: RequestIdDep, key: RoutingKeyDep
 ) -> Response:
     """Run a pipeline block's model on `variables.user_ids`; `record: true` writes a record to S3."""
-    return json_response(runner.run(body.run, request_id, started, key).value)
+    return json_response((await compute(runner.run, body.run, request_id, started, key)).value)
