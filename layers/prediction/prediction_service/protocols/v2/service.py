@@ -51,6 +51,7 @@ from prediction_service.limits import (
 
 SERVER_NAME = "onnx-prediction-api"
 EXTENSIONS = ["binary_tensor_data"]
+_LEAST_JSON_BYTES = {"FP16": 4, "FP32": 4, "FP64": 4, "BYTES": 3, "BOOL": 5}  # else an integer: `0,`
 _LENGTH_DIGITS = re.compile(f"[0-9]{{1,{len(str(LAMBDA_PAYLOAD_BYTES))}}}")
 
 
@@ -200,12 +201,14 @@ def _check_size(request: InferenceRequest) -> None:
 def _check_answer_size(request: InferenceRequest, wanted: list[tuple[TensorSpec, bool]]) -> None:
     """Refuse, before the model runs, a request whose answer cannot fit Lambda's payload: each output's
     fixed dimensions times the request's batch (its first input's first dimension) for the dynamic
-    ones, at the fewest bytes a value can take (1 in binary, 2 in JSON: `0,`)."""
+    ones, at the fewest bytes a value can take (its size in binary; in JSON `0,` for an integer,
+    `0.0,` for a float, `"",` for a string, `true,` for a boolean)."""
     batch = request.inputs[0].shape[0] if request.inputs and request.inputs[0].shape else 1
     least = 0
     for spec, as_binary in wanted:
         values = math.prod(batch if d < 0 else d for d in spec.shape) if spec.shape else 1
-        least += values * (DTYPES[spec.datatype].itemsize if as_binary and spec.datatype != "BYTES" else 2)
+        least += values * (DTYPES[spec.datatype].itemsize if as_binary and spec.datatype != "BYTES"
+                           else _LEAST_JSON_BYTES.get(spec.datatype or "", 2))
     limit = MAX_BINARY_ANSWER_BYTES if any(as_binary for _, as_binary in wanted) else MAX_JSON_ANSWER_BYTES
     if least > limit:
         raise PayloadTooLargeError(
