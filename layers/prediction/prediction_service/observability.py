@@ -90,14 +90,16 @@ def observe_prediction(model: str) -> Iterator[None]:
     and so is its failure (the exception goes on to the app's handler)."""
     if "model" not in metrics.dimension_set:  # once per invocation (flushing clears it)
         metrics.add_dimension(name="model", value=model)
-    with logger.append_context_keys(model=model):
-        try:
-            yield
-        except Exception:
-            count_prediction(succeeded=False)
-            raise  # the version stays on the log lines until the app's handler has logged the failure
-        else:
-            forget_route()
+    logger.append_keys(model=model)  # (a context manager of Powertools' costs a generator more)
+    try:
+        yield
+    except Exception:
+        count_prediction(succeeded=False)
+        raise  # the version stays on the log lines until the app's handler has logged the failure
+    else:
+        forget_route()
+    finally:
+        logger.remove_keys(["model"])
 
 
 def count_prediction(*, succeeded: bool, inference_ms: float | None = None) -> None:

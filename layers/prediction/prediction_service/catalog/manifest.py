@@ -7,6 +7,7 @@ object in the bucket.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Annotated, Any, Literal
 
@@ -114,9 +115,9 @@ class FileEntry(Entry):
     def files(self, *, tables: bool = True) -> list[FileRef]:
         return [self.graph, *self.data_files(tables=tables)]
 
-    @property
+    @functools.cached_property
     def graph(self) -> FileRef:
-        """The ONNX file as a file reference (built without validating again: the entry's fields are)."""
+        """The ONNX file as a file reference (built once, without validating again: the entry's fields are)."""
         return FileRef.model_construct(file=self.file, sha256=self.sha256)
 
     def data_files(self, *, tables: bool = True) -> list[FileRef]:
