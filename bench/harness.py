@@ -19,7 +19,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "layers" / "prediction"), str(ROOT / "scripts"), str(ROOT / "tests")]
 
-from support import MotoServer  # noqa: E402  (moto in its own process: the benchmarks' S3)
+from local_s3 import MotoServer, create_bucket  # noqa: E402  (moto in its own process: the benchmarks' S3)
 
 BUCKET = "bench-models"
 
@@ -61,15 +61,10 @@ def time_calls(label: str, fn: Callable[[], Any], n: int, warmup: int = 50) -> T
 
 def start_s3(models_dir: Path = ROOT / "models") -> tuple[MotoServer, str]:
     """A moto S3 server with models/ published; the environment points the service at it."""
-    import boto3
-    from publish_models import publish
-
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
     server = MotoServer()
     url = server.url
-    s3 = boto3.client("s3", endpoint_url=url)
-    s3.create_bucket(Bucket=BUCKET)
-    publish(s3, BUCKET, models_dir=models_dir)
+    create_bucket(server.client(), BUCKET, models_dir=models_dir)
     from generate_events import EVENT_TOKEN_HASH  # the token support.http_event's events carry
 
     os.environ.update(MODEL_BUCKET=BUCKET, S3_ENDPOINT_URL=url, API_TOKEN_HASHES=EVENT_TOKEN_HASH)

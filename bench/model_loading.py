@@ -37,7 +37,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from harness import ROOT, MotoServer
+from harness import ROOT
+from local_s3 import MotoServer, free_port
 
 RATE = 90 * 1024 * 1024  # bytes per second, per connection
 FIRST_BYTE = 0.020  # seconds before each answer starts
@@ -147,8 +148,6 @@ def serve_proxy(port: int, upstream_port: int) -> None:
 
 
 def start_proxy(upstream_port: int) -> tuple[subprocess.Popen[str], str]:
-    from support import free_port
-
     port = free_port()
     process = subprocess.Popen([sys.executable, __file__, "--proxy", str(port), str(upstream_port)],
                                stdout=subprocess.PIPE, text=True)
@@ -215,7 +214,6 @@ def clear(work: Path) -> None:
 def main(runs: int = 3, model: Path | None = None) -> dict[str, float]:
     import boto3
     from botocore.config import Config
-    from support import free_port
 
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
     scratch = Path(tempfile.mkdtemp(prefix="bench-loading-"))
@@ -223,15 +221,14 @@ def main(runs: int = 3, model: Path | None = None) -> dict[str, float]:
         model = TEXT_MODEL if TEXT_MODEL.exists() else generated_model(scratch / "big.onnx")
     body = model.read_bytes()
     size, sha256 = len(body), hashlib.sha256(body).hexdigest()
-    moto_port = free_port()
-    moto = MotoServer(moto_port)
+    moto = MotoServer()
     proxy, url = None, ""
     try:
-        direct = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{moto_port}")
+        direct = moto.client()
         direct.create_bucket(Bucket=BUCKET)
         direct.put_object(Bucket=BUCKET, Key=KEY, Body=body)
         del body
-        proxy, url = start_proxy(moto_port)
+        proxy, url = start_proxy(moto.port)
         # As the functions' client (S3Store.from_settings): room for the parallel GETs.
         client = boto3.client("s3", endpoint_url=url, config=Config(max_pool_connections=16))
         work = scratch / "work"

@@ -58,7 +58,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from harness import ROOT, MotoServer
+from harness import ROOT
+from local_s3 import MotoServer, create_bucket
 
 BUCKET = "bench-text"
 PREFIX = "models/"
@@ -313,16 +314,13 @@ class TextS3:
         from build_text_model import build
         from generate_events import EVENT_TOKEN_HASH
         from model_loading import start_proxy
-        from publish_models import publish
 
         self.built = build()
         os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
         self.moto = MotoServer()
         self.proxy: subprocess.Popen[str] | None = None
         try:
-            direct = boto3.client("s3", endpoint_url=self.moto.url)
-            direct.create_bucket(Bucket=BUCKET)
-            publish(direct, BUCKET, PREFIX, text_models=self.built.out)
+            create_bucket(self.moto.client(), BUCKET, prefix=PREFIX, text_models=self.built.out)
             self.proxy, self.url = start_proxy(self.moto.port)
             self.client = boto3.client("s3", endpoint_url=self.url, config=Config(max_pool_connections=32))
             for key in self.keys("FP32") + self.keys("INT8"):  # the proxy keeps each object after its first read

@@ -2,10 +2,10 @@
 
     python scripts/local_api.py [--port 3000] [--moto-port 5055]
 
-Starts a moto S3 server on 127.0.0.1, creates a bucket, publishes models/ to it,
-then serves every function's FastAPI app under the routes `template.yaml` gives
-it, on http://127.0.0.1:PORT. No AWS account and no Docker needed; `sam local
-start-api` serves the same routes from Lambda containers.
+Starts a moto S3 server on 127.0.0.1 in a process of its own (scripts/local_s3.py),
+creates a bucket, publishes models/ to it, then serves every function's FastAPI app
+under the routes `template.yaml` gives it, on http://127.0.0.1:PORT. No AWS account
+and no Docker needed; `sam local start-api` serves the same routes from Lambda containers.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
-import logging
 import os
 import re
+import signal
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -177,24 +177,6 @@ async def refuse_websocket(scope: dict[str, Any], receive: Any, send: Any) -> No
         await websocket.close()
 
 
-def start_moto(port: int, host: str = "127.0.0.1") -> Any:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-    server.start()
-    return server
-
-
-def seed_bucket(endpoint: str, bucket: str = LOCAL_BUCKET) -> list[str]:
-    """models/ and the text models (built from the pinned package once, then cached), published."""
-    import boto3
-    from publish_models import publish
-
-    s3 = boto3.client("s3", endpoint_url=endpoint)
-    s3.create_bucket(Bucket=bucket)
-    return publish(s3, bucket, text_models=text_models())
-
-
 def text_models() -> Path:
     """The directory models/build_text_model.py builds all-MiniLM-L6-v2 into (cached after the first time)."""
     sys.path.insert(0, str(ROOT / "models"))
@@ -237,26 +219,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import uvicorn
+    from local_s3 import MotoServer, create_bucket
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
-    moto = start_moto(args.moto_port)
-    endpoint = f"http://127.0.0.1:{args.moto_port}"
-    configure_environment(endpoint)
-    token = local_token()
-    os.environ["API_TOKEN_HASHES"] = hashlib.sha256(token.encode()).hexdigest()
-    keys = seed_bucket(endpoint)
-    print(f"moto S3 on {endpoint}: s3://{LOCAL_BUCKET} holds {len(keys)} objects from models/", flush=True)
-    routes = template_routes()
-    for route in routes:
-        print(f"  {route.method:5} {route.path:30} -> {route.function}", flush=True)
-    print(f"serving on http://{args.host}:{args.port}  (Ctrl-C stops)", flush=True)
-    print(f"every API request needs the header:  Authorization: Bearer {token}", flush=True)
-    print(f"playground: http://{args.host}:{args.port}/playground   API reference: http://{args.host}:{args.port}/docs",
-          flush=True)
-    try:
+    # moto runs in a process of its own, stopped as the `with` block ends: make SIGTERM end it too
+    # (uvicorn, after its graceful shutdown, raises again the SIGTERM it caught).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    with MotoServer(args.moto_port) as moto:
+        configure_environment(moto.url)
+        token = local_token()
+        os.environ["API_TOKEN_HASHES"] = hashlib.sha256(token.encode()).hexdigest()
+        # models/ and the text models (built from the pinned package once, then cached)
+        keys = create_bucket(moto.client(), LOCAL_BUCKET, text_models=text_models())
+        print(f"moto S3 on {moto.url}: s3://{LOCAL_BUCKET} holds {len(keys)} objects from models/", flush=True)
+        routes = template_routes()
+        for route in routes:
+            print(f"  {route.method:5} {route.path:30} -> {route.function}", flush=True)
+        print(f"serving on http://{args.host}:{args.port}  (Ctrl-C stops)", flush=True)
+        print(f"every API request needs the header:  Authorization: Bearer {token}", flush=True)
+        print(f"playground: http://{args.host}:{args.port}/playground   "
+              f"API reference: http://{args.host}:{args.port}/docs", flush=True)
         uvicorn.run(LocalApi(routes), host=args.host, port=args.port, log_level="warning")
-    finally:
-        moto.stop()
     return 0
 
 

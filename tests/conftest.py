@@ -8,10 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
-from support import BUCKET, ROOT, LocalServer, free_port, serving
+from local_s3 import free_port, in_process_s3
+from support import BUCKET, ROOT, LocalServer, serving
 
 os.environ.update(
     AWS_ACCESS_KEY_ID="testing",
@@ -53,12 +52,8 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def s3(cache_dir: Path) -> Iterator[Any]:
     """moto's S3 with the bucket holding models/ as `make publish-models` uploads it."""
     from prediction_service.composition import components
-    from publish_models import publish
 
-    with mock_aws():
-        client = boto3.client("s3")
-        client.create_bucket(Bucket=BUCKET)
-        publish(client, BUCKET)
+    with in_process_s3(BUCKET) as client:
         components.cache_clear()
         yield client
         components.cache_clear()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -94,35 +93,6 @@ class CountingStore:
         self.inner.put(key, body, content_type)
 
 
-class MotoServer:
-    """moto's S3 server in its own process on 127.0.0.1 (its memory and GIL are not ours),
-    answering by the time the constructor returns."""
-
-    def __init__(self, port: int | None = None, timeout: float = 30) -> None:
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen([venv_tool("moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        import boto3
-
-        client = boto3.client("s3", endpoint_url=self.url, region_name="us-east-1",
-                              aws_access_key_id="moto", aws_secret_access_key="moto")  # noqa: S106 - moto's
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                client.list_buckets()
-                return
-            except Exception:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    self.stop()
-                    raise
-                time.sleep(0.2)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
 @dataclass(frozen=True)
 class LocalServer:
     """A running `scripts/local_api.py`: its base URL and the token it accepts."""
@@ -173,12 +143,6 @@ def venv_tool(name: str) -> str:
     """A command installed beside this Python (the project venv), else the one on PATH."""
     beside = Path(sys.executable).parent / name
     return str(beside) if beside.exists() else name
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

@@ -10,8 +10,9 @@ import httpx
 import pytest
 from generate_events import PLAYGROUND_RUN
 from local_api import WEBSOCKET_REFUSED
+from local_s3 import free_port
 from prediction_service.errors import BadInputError, MethodNotAllowedError, RouteNotFoundError, error_body
-from support import LocalServer, free_port
+from support import LocalServer
 
 pytestmark = pytest.mark.server
 

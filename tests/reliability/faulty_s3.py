@@ -1,4 +1,5 @@
-"""A real S3 endpoint with faults on demand: a moto server behind a small HTTP proxy on 127.0.0.1.
+"""A real S3 endpoint with faults on demand: a small HTTP proxy on 127.0.0.1 in front of a moto
+server (scripts/local_s3.py's, which the caller starts and stops).
 
 The proxy forwards every request to moto unless a fault is set for keys containing
 a given text: `delay` (seconds before forwarding), `deny` (403 AccessDenied),
@@ -14,8 +15,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from local_api import start_moto
-from support import free_port
+from local_s3 import MotoServer, free_port
 
 DENIED = b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
 FAILED = b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>InternalError</Code><Message>boom</Message></Error>"
@@ -29,9 +29,10 @@ class Fault:
 
 
 class FaultyS3:
-    def __init__(self) -> None:
-        self.moto_port = free_port()
-        self._moto = start_moto(self.moto_port)
+    """The proxy at `url`; `moto_url` reaches moto directly (for setting up without faults)."""
+
+    def __init__(self, moto: MotoServer) -> None:
+        self.moto_url = moto.url
         self.fault: Fault | None = None
         self.requests: list[tuple[str, str]] = []
         proxy = self
@@ -55,7 +56,7 @@ class FaultyS3:
                     return
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else None
-                upstream = http.client.HTTPConnection("127.0.0.1", proxy.moto_port, timeout=30)
+                upstream = http.client.HTTPConnection(moto.host, moto.port, timeout=30)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                 upstream.request(self.command, self.path, body=body, headers=headers)
                 response = upstream.getresponse()
@@ -82,11 +83,9 @@ class FaultyS3:
         self._server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self.moto_url = f"http://127.0.0.1:{self.moto_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
-        self._moto.stop()

@@ -10,9 +10,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
+from local_s3 import in_process_s3
 from prediction_service.composition import build_components
 from prediction_service.protocols.v1.schemas import PredictRequest
 from prediction_service.settings import Settings
@@ -38,9 +37,7 @@ def test_many_threads_predicting_with_cold_models_download_each_once(s3: Any) ->
 
 
 def test_churn_keeps_the_cache_within_its_bound_and_its_books_balanced(tmp_path: Any) -> None:
-    with mock_aws():
-        client = boto3.client("s3")
-        client.create_bucket(Bucket=BUCKET)
+    with in_process_s3(BUCKET, publish=False) as client:
         objects = {}
         for i in range(12):
             body = bytes([i]) * (100 + 10 * i)

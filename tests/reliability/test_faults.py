@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import pytest
 from faulty_s3 import Fault, FaultyS3
+from local_s3 import MotoServer, create_bucket
 from prediction_service.composition import components
 from prediction_service.dataplane.types import Answer, Failure
 from prediction_service.errors import PredictionError
@@ -29,12 +30,17 @@ BUCKET = "faulty-models"
 TWO_FORECASTS = [BatchItem(model_name="drive_stats_a"), BatchItem(model_name="drive_stats_b")]
 
 
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoServer]:
+    with MotoServer() as server:
+        yield server
+
+
 @pytest.fixture
-def faulty(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[FaultyS3]:
-    s3 = FaultyS3()
-    client = boto3.client("s3", endpoint_url=s3.moto_url)
-    client.create_bucket(Bucket=BUCKET)
-    publish(client, BUCKET)
+def faulty(moto: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[FaultyS3]:
+    moto.reset()  # every test starts from an empty S3, as from a fresh server
+    s3 = FaultyS3(moto)
+    create_bucket(moto.client(), BUCKET)
     for key, value in {
         "MODEL_BUCKET": BUCKET,
         "S3_ENDPOINT_URL": s3.url,

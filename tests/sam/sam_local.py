@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from generate_events import EVENT_TOKEN_HASH, sam_command
-from support import ROOT, free_port, skip_loudly
+from local_s3 import MotoServer, create_bucket
+from support import ROOT, skip_loudly
 
 BUCKET = "sam-local-models"
 
@@ -83,18 +83,11 @@ def sam_built(sam_env: dict[str, str]) -> None:
 @pytest.fixture(scope="session")
 def moto_on_bridge(lambda_image: str) -> Iterator[str]:
     """A moto server on the Docker bridge address (not 0.0.0.0) with models/ in S3; yields its host-side URL."""
-    from local_api import start_moto, text_models
-    from publish_models import publish
-    
-    address = docker_bridge_address()
-    port = free_port(address)
-    server = start_moto(port, host=address)
-    url = f"http://{address}:{port}"
-    s3 = boto3.client("s3", endpoint_url=url, aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1")
-    s3.create_bucket(Bucket=BUCKET)
-    publish(s3, BUCKET, text_models=text_models())
-    yield url
-    server.stop()
+    from local_api import text_models
+
+    with MotoServer(host=docker_bridge_address()) as server:
+        create_bucket(server.client(), BUCKET, text_models=text_models())
+        yield server.url
 
 
 @pytest.fixture(scope="session")

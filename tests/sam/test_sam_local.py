@@ -20,9 +20,10 @@ import pytest
 from expectations import EXPECTED, FUNCTIONS, SCHEMA, check_result
 from generate_events import EVENT_TOKEN
 from local_api import template_routes
+from local_s3 import free_port
 from publish_models import TEXT_MODELS
 from sam_local import SamLocal, lambda_image, moto_on_bridge, sam_built, sam_env, sam_local  # noqa: F401
-from support import ROOT, free_port, serving, shipped_model_names
+from support import ROOT, serving, shipped_model_names
 
 pytestmark = pytest.mark.sam
 

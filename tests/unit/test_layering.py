@@ -12,7 +12,8 @@ import subprocess
 import sys
 from typing import Any
 
-from support import ROOT, MotoServer
+from local_s3 import MotoServer, create_bucket
+from support import ROOT
 
 PROBE = """
 import json, sys
@@ -140,16 +141,10 @@ NOT_FOR_A_FORECAST = ("yaml", "tokenizers", "pydantic.v1", "boto3.s3.transfer",
 
 
 def test_a_first_forecast_loads_nothing_it_does_not_need(tmp_path: Any) -> None:
-    import boto3
     from generate_events import EVENT_TOKEN_HASH
-    from publish_models import publish
 
-    server = MotoServer()
-    try:
-        s3 = boto3.client("s3", endpoint_url=server.url, region_name="us-east-1",
-                          aws_access_key_id="moto", aws_secret_access_key="moto")  # noqa: S106 - moto's
-        s3.create_bucket(Bucket="probe-models")
-        publish(s3, "probe-models")
+    with MotoServer() as server:
+        create_bucket(server.client(), "probe-models")
         code = COLD_PROBE.format(function=str(ROOT / "functions/models"), layer=str(ROOT / "layers/prediction"),
                                  absent=NOT_FOR_A_FORECAST,
                                  event=str(ROOT / "events/models_forecast_drive_stats_a.json"))
@@ -158,8 +153,6 @@ def test_a_first_forecast_loads_nothing_it_does_not_need(tmp_path: Any) -> None:
                "AWS_DEFAULT_REGION": "us-east-1", "API_TOKEN_HASHES": EVENT_TOKEN_HASH,
                "MODEL_CACHE_DIR": str(tmp_path / "cache")}
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
-    finally:
-        server.stop()
     answer = json.loads(out.strip().splitlines()[-1])
     assert answer["status"] == 200
     assert answer["at_init"] == [], f"the models function's init imported {answer['at_init']}"

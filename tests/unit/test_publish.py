@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
+from local_s3 import in_process_s3
 from publish_models import main, manifest_files, publish
 from support import ROOT
 
@@ -67,8 +67,7 @@ def test_a_manifest_the_functions_would_refuse_is_not_uploaded(
 
 
 def test_stack_option_publishes_to_the_stacks_model_bucket(capsys: Any) -> None:
-    with mock_aws():
-        boto3.client("s3").create_bucket(Bucket="stack-models")
+    with in_process_s3("stack-models", publish=False):
         template = '{"Resources": {"B": {"Type": "AWS::SNS::Topic"}}, "Outputs": {"ModelBucketName": {"Value": "stack-models"}}}'
         boto3.client("cloudformation").create_stack(StackName="demo", TemplateBody=template)
         assert main(["--stack", "demo"]) == 0

@@ -123,10 +123,9 @@ def test_booleans_among_numbers_are_refused_like_all_boolean_data(
 @pytest.mark.parametrize("order", ["valid first", "wrong first"])
 def test_two_authorization_headers_are_refused_whichever_comes_first(s3: Any, order: str) -> None:
     """Under make run the first header decided: a valid token then a wrong one got 200."""
+    from generate_events import EVENT_TOKEN
     from local_api import LocalApi, template_routes
     from starlette.testclient import TestClient
-
-    from generate_events import EVENT_TOKEN
 
     headers = [("authorization", f"Bearer {EVENT_TOKEN}"), ("authorization", "Bearer wrong-token-0123456789abcdef")]
     if order == "wrong first":

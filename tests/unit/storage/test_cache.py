@@ -8,9 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
+from local_s3 import in_process_s3
 from prediction_service.errors import IntegrityError, ObjectNotFoundError, StoreError
 from prediction_service.storage.cache import ArtifactCache
 from prediction_service.storage.s3 import S3Store
@@ -29,9 +28,7 @@ class Clock:
 
 @pytest.fixture
 def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3")
-        client.create_bucket(Bucket=BUCKET)
+    with in_process_s3(BUCKET, publish=False) as client:
         yield client
 
 

@@ -20,7 +20,7 @@ import boto3
 import numpy as np
 import pytest
 import yaml
-from moto import mock_aws
+from local_s3 import MotoServer, in_process_s3
 from onnx import TensorProto, helper, numpy_helper
 from prediction_service.errors import CapacityError, IntegrityError, StoreError
 from prediction_service.runtime import onnx as inference
@@ -29,7 +29,7 @@ from prediction_service.settings import MB, Settings
 from prediction_service.storage.cache import ArtifactCache
 from prediction_service.storage.s3 import PARALLEL_PARTS, PART_SIZE, STREAM_THRESHOLD, S3Store, transfer_config
 from support import BUCKET as MODELS_BUCKET
-from support import ROOT, CountingStore, MotoServer, http_event, lambda_context, load_function
+from support import ROOT, CountingStore, http_event, lambda_context, load_function
 
 BUCKET = "loading-test"
 SMALL_PARTS = 256 * 1024  # so that a model of a few MB downloads in many ranged GETs
@@ -53,9 +53,7 @@ def onnx_model(megabytes: int, seed: int = 0) -> bytes:
 
 @pytest.fixture
 def s3_client() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3")
-        client.create_bucket(Bucket=BUCKET)
+    with in_process_s3(BUCKET, publish=False) as client:
         yield client
 
 
@@ -122,13 +120,14 @@ def _faulty_s3() -> Any:
     return sys.modules["faulty_s3"]
 
 
-def test_a_corrupted_stream_is_refused_and_leaves_no_file_in_tmp(tmp_path: Path) -> None:
+def test_a_corrupted_stream_is_refused_and_leaves_no_file_in_tmp(moto_server: MotoServer, tmp_path: Path) -> None:
     faulty_s3 = _faulty_s3()
-    proxy = faulty_s3.FaultyS3()
+    proxy = faulty_s3.FaultyS3(moto_server)
     try:
-        boto3.client("s3", endpoint_url=proxy.moto_url).create_bucket(Bucket=BUCKET)
+        direct = moto_server.client()
+        direct.create_bucket(Bucket=BUCKET)
         body = onnx_model(1)
-        sha = put(boto3.client("s3", endpoint_url=proxy.moto_url), "m/a.onnx", body)
+        sha = put(direct, "m/a.onnx", body)
         through_proxy = S3Store(BUCKET, boto3.client("s3", endpoint_url=proxy.url), transfer_config(part_size=SMALL_PARTS))
         cache = make_cache(through_proxy, tmp_path / "disk")
         proxy.fault = faulty_s3.Fault("corrupt", match="m/a.onnx")
@@ -182,17 +181,15 @@ def test_the_session_is_created_from_the_files_path(
 
 
 @pytest.fixture
-def moto_server() -> Iterator[str]:
+def moto_server() -> Iterator[MotoServer]:
     """moto's S3 server in its own process, so that its memory is not ours (tracemalloc)."""
-    server = MotoServer()
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    with MotoServer() as server:
+        yield server
 
 
-def test_loading_a_50_mb_model_holds_a_small_part_of_it_in_python_memory(moto_server: str, tmp_path: Path) -> None:
-    client = boto3.client("s3", endpoint_url=moto_server)
+def test_loading_a_50_mb_model_holds_a_small_part_of_it_in_python_memory(moto_server: MotoServer,
+                                                                          tmp_path: Path) -> None:
+    client = moto_server.client()
     client.create_bucket(Bucket=BUCKET)
     body = onnx_model(50)
     size, sha = len(body), put(client, "m/big.onnx", body)
