@@ -193,6 +193,7 @@ def configure_environment(endpoint: str, bucket: str = LOCAL_BUCKET) -> None:
     os.environ.update(MODEL_BUCKET=bucket, S3_ENDPOINT_URL=endpoint)
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # no CloudWatch here: keep EMF off stdout
     os.environ.setdefault("MODEL_CACHE_DIR", str(ROOT / ".local" / "model-cache"))
+    os.environ["SHARED_SERVER"] = "1"  # one server, many callers: CPU work off the event loop (web/concurrency.py)
     sys.path.insert(0, str(ROOT / "layers" / "prediction"))
 
 

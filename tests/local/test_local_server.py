@@ -200,3 +200,35 @@ def test_a_websocket_scope_without_the_denial_extension_is_closed_before_accept(
     scope = {"type": "websocket", "path": "/v1/models", "headers": [], "extensions": {}}
     asyncio.run(refuse_websocket(scope, receive, send))
     assert [m["type"] for m in sent] == ["websocket.close"]
+
+
+def test_one_long_request_does_not_freeze_the_others(base_url: str, auth: dict[str, str]) -> None:
+    """64 long texts on the FP32 text model take seconds; meanwhile every other route answers
+    (the handler's CPU work runs off the event loop under make run)."""
+    import threading
+    import time
+
+    texts = [" ".join(f"word{i}x{j}" for j in range(200)) for i in range(64)]
+    done: dict[str, object] = {}
+
+    def long_request() -> None:
+        started = time.perf_counter()
+        answer = httpx.post(f"{base_url}/v1/models/all-minilm-l6-v2-fp32/predict", json={"texts": texts},
+                            headers=auth, timeout=120)
+        done.update(status=answer.status_code, seconds=time.perf_counter() - started)
+
+    httpx.post(f"{base_url}/v1/models/all-minilm-l6-v2-fp32/predict", json={"texts": ["warm"]}, headers=auth,
+               timeout=120)  # loaded first: the long request is compute, not a download
+    worker = threading.Thread(target=long_request)
+    worker.start()
+    time.sleep(0.3)
+    latencies = []
+    while worker.is_alive() and len(latencies) < 20:
+        started = time.perf_counter()
+        assert httpx.get(f"{base_url}/v1/models/drive_stats_a/predict", headers=auth, timeout=30).status_code == 200
+        latencies.append(time.perf_counter() - started)
+        time.sleep(0.05)
+    worker.join(timeout=120)
+    assert done["status"] == 200
+    assert latencies, "the long request ended before any other was sent"
+    assert max(latencies) < 1.0, (latencies, done)  # not the long request's seconds
