@@ -11,8 +11,9 @@ after a restore never scan it. The snapshot then holds loaded, warmed models.
 After a restore the snapshot's state must not be trusted as fresh (AWS's SnapStart
 uniqueness guidance): the S3 client (its connections and credentials) is replaced, the
 random generators are re-seeded, cached token hashes are dropped so they are read again,
-and the manifest is revalidated (a conditional GET) in the hook itself, which runs before
-the restored environment takes its first request: that request pays for none of it.
+and the manifest is revalidated (a conditional GET) and the token hashes read again in the hook
+itself, which runs before the restored environment takes its first request: that request pays
+for none of it.
 """
 
 from __future__ import annotations
@@ -114,8 +115,9 @@ def after_restore() -> None:
     parts.cache.expire(parts.settings.manifest_key)
     try:
         parts.registry.manifest()  # revalidated now (a conditional GET), not on the first request
+        default_verifier().hashes()  # the token hashes read now (from SSM when deployed), likewise
     except Exception as exc:  # the first request tries again and answers for itself
-        logger.warning("could not revalidate the manifest after the restore: %s", exc)
+        logger.warning("could not refresh the manifest or the token hashes after the restore: %s", exc)
     gc.freeze()  # nor the new client's data (the first request's collection would scan it all)
 
 
