@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from harness import ROOT
 
 BENCHMARKS = ["warm_overhead", "cold_start", "batch", "size", "memory", "v2_protocol", "model_loading", "text_model",
-              "snapstart", "rollouts"]
+              "snapstart", "rollouts", "limits"]
 
 # The page's section titles. Each section's anchor is its benchmark's module name: the other pages link to them.
 TITLES = {
@@ -35,6 +35,7 @@ TITLES = {
     "text_model": "Text model (all-MiniLM-L6-v2)",
     "snapstart": "SnapStart",
     "rollouts": "Rollouts: versions and shadows",
+    "limits": "Request limits: the largest accepted, the refused",
 }
 FENCE = "`" * 3
 
