@@ -26,7 +26,7 @@ from harness import ROOT, start_s3
 SECONDS, ADDED_MB = 10.0, 300
 REFUSE_SECONDS, REFUSE_MB = 0.1, 50
 TEXT_GROWTH = 1.3
-WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi".split()
+WORDS = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi").split(" ")
 
 
 def rows_json(name: str, rows: int, width: int, datatype: str = "FP32") -> str:

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import warnings
@@ -57,13 +58,19 @@ def instrument(handler: Handler, cache_stats: Callable[[], CacheStats | None] | 
     if cache_stats is None:
         cache_stats = _no_cache
 
+    frozen = "AWS_LAMBDA_FUNCTION_NAME" not in os.environ  # freeze in Lambda only (not in a test process)
+
     def counted(event: dict[str, Any], context: Any) -> Any:
+        nonlocal frozen
         before = _snapshot(cache_stats())
         try:
             return handler(event, context)
         finally:
             after = _snapshot(cache_stats())
             record_cache(*(a - b for a, b in zip(after, before, strict=True)))
+            if not frozen:  # after the first call, what init and the first request built stays for good:
+                frozen = True  # out of the collector's sight, so later collections scan only what requests make
+                gc.freeze()
 
     wrapped = logger.inject_lambda_context(counted, clear_state=True)
     wrapped = metrics.log_metrics(wrapped, capture_cold_start_metric=True)
