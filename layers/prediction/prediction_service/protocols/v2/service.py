@@ -51,6 +51,9 @@ from prediction_service.limits import (
 
 SERVER_NAME = "onnx-prediction-api"
 EXTENSIONS = ["binary_tensor_data"]
+PRESCAN_BYTES = 256 * 1024  # bodies above this are bounded by their declared shapes before they are parsed
+# `"shape": [d, ...]` with dimensions of at most 10 digits (longer ones are refused once parsed)
+_DECLARED_SHAPE = re.compile(rb'"shape"\s*:\s*\[((?:\s*[0-9]{1,10}\s*,)*\s*[0-9]{1,10}\s*)\]')
 _LEAST_JSON_BYTES = {"FP16": 4, "FP32": 4, "FP64": 4, "BYTES": 3, "BOOL": 5}  # else an integer: `0,`
 _LENGTH_DIGITS = re.compile(f"[0-9]{{1,{len(str(LAMBDA_PAYLOAD_BYTES))}}}")
 
@@ -103,7 +106,7 @@ class InferenceService:
     def infer(self, name: str, version: str | None, body: bytes, headers: dict[str, str],
               routing_key: str | None = None, started: float | None = None) -> Answer[Encoded]:
         """Run the model on the request's tensors, with the data plane's bookkeeping."""
-        call = _Call(*parse(inflate(body, headers.get("content-encoding")), headers.get(HEADER_LENGTH)))
+        call = _Call(inflate(body, headers.get("content-encoding")), headers.get(HEADER_LENGTH))
         request = InferRequest(name, call.decode, version=version, routing_key=routing_key,
                                **({"started": started} if started is not None else {}))
         return self.dataplane.serve(request, call.encode)
@@ -112,12 +115,15 @@ class InferenceService:
 class _Call:
     """One infer request: decoded against the runtime that answers, then its answer encoded."""
 
-    def __init__(self, request: InferenceRequest, binary: memoryview) -> None:
-        self.request = request
-        self.binary = binary
+    def __init__(self, body: bytes, header_length: str | None) -> None:
+        self.body = body
+        self.header_length = header_length
         self.wanted: list[tuple[TensorSpec, bool]] = []
 
     def decode(self, served: Served) -> Inputs:
+        if len(self.body) > PRESCAN_BYTES:  # a large body: its declared shapes bound it before it is parsed
+            _check_declared_shapes(self.body, served.runtime)
+        self.request, self.binary = parse(self.body, self.header_length)
         _check_size(self.request)
         self.wanted = _outputs(served.runtime, self.request)
         _check_answer_size(self.request, self.wanted)
@@ -186,6 +192,39 @@ def parse(body: bytes, header_length: str | None) -> tuple[InferenceRequest, mem
         errors = getattr(exc, "errors", None)
         raise BadInputError(describe_errors(errors()) if errors else "the request is not valid JSON") from exc
     return parsed, memoryview(body)[length:]
+
+
+def _check_declared_shapes(body: bytes, runtime: Runtime) -> None:
+    """The bounds a large body can be refused by before its values are parsed (parsing 6 MB of JSON
+    takes a tenth of a second and a hundred MB): the shapes it declares hold too many values, or
+    even its cheapest output, in its cheapest encoding, cannot fit Lambda's payload. Read from the
+    raw bytes; a shape this scan misses is checked once the body is parsed, as every shape is."""
+    shapes = [[int(d) for d in match.group(1).split(b",")] for match in _DECLARED_SHAPE.finditer(body)]
+    if not shapes:
+        return
+    values = sum(math.prod(shape) for shape in shapes)
+    if values > max_values():
+        raise PayloadTooLargeError(
+            f"the inputs' shapes hold {values} values; one request may hold at most {max_values()} "
+            f"({request_memory_bytes() // MB} MB of this function's memory): send fewer rows per request")
+    batch = shapes[0][0] if shapes[0] else 1
+    outputs = [spec for spec in runtime.outputs if spec.datatype is not None]
+    if not outputs:
+        return
+    sizes = [(math.prod(batch if d < 0 else d for d in spec.shape) if spec.shape else 1, spec) for spec in outputs]
+    json_sizes = [values * _LEAST_JSON_BYTES.get(spec.datatype or "", 2) for values, spec in sizes]
+    binary_sizes = [values * (DTYPES[spec.datatype or "UINT8"].itemsize if spec.datatype != "BYTES" else 4)
+                    for values, spec in sizes]
+    if b'"outputs"' not in body and b'"binary_data' not in body:
+        least = sum(json_sizes)  # every output, in JSON: what such a request asks
+        fits = least <= MAX_JSON_ANSWER_BYTES
+    else:  # the outputs it names are known once parsed: could its cheapest one fit, in either encoding?
+        least = min(min(json_sizes), min(binary_sizes))
+        fits = min(json_sizes) <= MAX_JSON_ANSWER_BYTES or min(binary_sizes) <= MAX_BINARY_ANSWER_BYTES
+    if not fits:
+        raise PayloadTooLargeError(
+            f"the answer would take at least {least} bytes, more than Lambda can return "
+            f"({MAX_JSON_ANSWER_BYTES}); ask for fewer outputs or send fewer rows per request")
 
 
 def _check_size(request: InferenceRequest) -> None:
