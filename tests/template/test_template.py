@@ -41,7 +41,7 @@ def test_sam_build_puts_the_library_in_the_layer_and_keeps_training_libraries_ou
         assert (layer / package).is_dir(), f"{package} missing from the layer"
     for training_only in ("sklearn", "skl2onnx", "pandas", "pyarrow", "moto", "huggingface_hub", "hf_xet", "torch"):
         assert not (layer / training_only).exists(), f"{training_only} must not ship in the layer"
-    assert (layer / "prediction_service" / "static" / "playground.html").is_file()
+    assert (layer / "prediction_service" / "web" / "static" / "playground.html").is_file()
     for function in ("ModelsFunction", "BatchFunction", "RunsFunction", "AuthorizerFunction", "DocsFunction"):
         assert (ROOT / ".aws-sam" / "build" / function / "app.py").is_file()
 
