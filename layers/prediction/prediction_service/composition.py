@@ -21,6 +21,7 @@ from prediction_service.storage.cache import ArtifactCache, CacheStats
 from prediction_service.storage.s3 import S3Store
 
 if TYPE_CHECKING:
+    from prediction_service.protocols.openai.service import EmbeddingsService
     from prediction_service.protocols.v1.runs import BlockRunner
     from prediction_service.protocols.v2.service import InferenceService
 
@@ -28,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 
 class Components:
-    """The parts. The v2 service and the runs runner are built (and their modules imported) on
+    """The parts. The v2 and embeddings services and the runs runner are built (and their modules imported) on
     first use: a function that serves neither never pays for them at its cold start."""
 
     def __init__(self, settings: Settings, store: S3Store, cache: ArtifactCache, registry: ModelRegistry,
@@ -45,6 +46,12 @@ class Components:
         from prediction_service.protocols.v2.service import InferenceService
 
         return InferenceService(self.dataplane)
+
+    @functools.cached_property
+    def embeddings(self) -> EmbeddingsService:
+        from prediction_service.protocols.openai.service import EmbeddingsService
+
+        return EmbeddingsService(self.dataplane)
 
     @functools.cached_property
     def runner(self) -> BlockRunner:

@@ -24,11 +24,14 @@ class PredictionError(Exception):
     http_status: ClassVar[int] = 500
     status: ClassVar[str] = INTERNAL_ERROR
 
-    def __init__(self, message: str, *, model_name: str | None = None, detail: str | None = None) -> None:
+    def __init__(self, message: str, *, model_name: str | None = None, detail: str | None = None,
+                 param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.model_name = model_name
         self.detail = detail or message
+        self.param = param  # the request field at fault (`input[3]`), where one is
+        self.code = code  # a machine-readable reason (`context_length_exceeded`), where a protocol names one
 
     @property
     def headers(self) -> dict[str, str]:
@@ -57,8 +60,9 @@ class ModelNotFoundError(BadInputError):
 
     http_status = 404
 
-    def __init__(self, name: str) -> None:
-        super().__init__(f"model {name!r} is not in the manifest; GET /v1/models lists the models", model_name=name)
+    def __init__(self, name: str, listing: str = "GET /v1/models") -> None:
+        super().__init__(f"model {name!r} is not in the manifest; {listing} lists the models", model_name=name,
+                         code="model_not_found")
         self.name = name
 
 
@@ -68,7 +72,8 @@ class VersionNotFoundError(BadInputError):
     http_status = 404
 
     def __init__(self, name: str, version: str, known: list[str]) -> None:
-        super().__init__(f"model {name!r} has no version {version!r}; its versions: {', '.join(known)}", model_name=name)
+        super().__init__(f"model {name!r} has no version {version!r}; its versions: {', '.join(known)}",
+                         model_name=name, code="model_not_found")
 
 
 class RouteNotFoundError(BadInputError):
@@ -186,6 +191,18 @@ def protocol_error_body(error: PredictionError, request_id: str | None = None, *
     """The Open Inference Protocol's error body, `{"error": "..."}`, for the v2 routes (same
     message as error_body, so a 5xx names its request id there too)."""
     return {"error": error_body(error, request_id)["error_message"]}
+
+
+def error_param(errors: Sequence[Any]) -> str | None:
+    """The field the first pydantic error is about, as OpenAI names it: `input`, `input[3]`."""
+    if not errors:
+        return None
+    name = ""
+    for part in errors[0].get("loc", ()):
+        if part == "body":
+            continue
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or None
 
 
 def describe_errors(errors: Sequence[Any]) -> str:

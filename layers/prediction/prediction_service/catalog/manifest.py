@@ -169,6 +169,10 @@ class TextEntry(FileEntry):
     kind: Literal["text-embedding"]
     tokenizer: FileRef
     max_tokens: int = Field(default=256, gt=0, le=8192, description="word pieces the encoder reads")
+    matryoshka_dimensions: tuple[Annotated[int, Field(gt=0)], ...] = Field(
+        default=(), max_length=32,
+        description="shorter sizes its embeddings keep their meaning at (a Matryoshka-trained model): "
+        "a request may ask for one of them, and gets the first that many values, normalised again")
 
     def data_files(self, *, tables: bool = True) -> list[FileRef]:
         return [self.tokenizer]

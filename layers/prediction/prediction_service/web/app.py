@@ -23,6 +23,7 @@ from prediction_service.errors import (
     RouteNotFoundError,
     describe_errors,
     error_body,
+    error_param,
 )
 from prediction_service.observability import forget_route, log_error
 from prediction_service.limits import MAX_BODY_BYTES
@@ -49,7 +50,9 @@ async def _prediction_error(request: Request, exc: Exception) -> Response:
 async def _validation_error(request: Request, exc: Exception) -> Response:
     """Request bodies that break their schema: 400 (not FastAPI's 422), naming the model if the path does."""
     assert isinstance(exc, RequestValidationError)
-    error = BadInputError(describe_errors(exc.errors()), model_name=request.path_params.get("name"))
+    errors = exc.errors()
+    error = BadInputError(describe_errors(errors), model_name=request.path_params.get("name"),
+                          param=error_param(errors))
     return await _prediction_error(request, error)
 
 

@@ -15,6 +15,7 @@ from fastapi import Depends, Header, Query, Request
 from prediction_service.web.responses import request_id, started_at
 
 if TYPE_CHECKING:
+    from prediction_service.protocols.openai.service import EmbeddingsService
     from prediction_service.protocols.v1.runs import BlockRunner
     from prediction_service.protocols.v1.service import PredictionService
     from prediction_service.protocols.v2.service import InferenceService
@@ -30,6 +31,12 @@ async def get_inference() -> InferenceService:
     from prediction_service.composition import components
 
     return components().inference
+
+
+async def get_embeddings() -> EmbeddingsService:
+    from prediction_service.composition import components
+
+    return components().embeddings
 
 
 async def get_runner() -> BlockRunner:
@@ -56,6 +63,7 @@ async def get_request_id(request: Request) -> str:
 ServiceDep = Annotated["PredictionService", Depends(get_service)]
 RunnerDep = Annotated["BlockRunner", Depends(get_runner)]
 InferenceDep = Annotated["InferenceService", Depends(get_inference)]
+EmbeddingsDep = Annotated["EmbeddingsService", Depends(get_embeddings)]
 StartedDep = Annotated[float, Depends(get_started)]
 RoutingKeyDep = Annotated[str | None, Depends(get_routing_key)]
 VersionQuery = Annotated[str | None, Query(
