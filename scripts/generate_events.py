@@ -81,6 +81,8 @@ def _binary_request() -> tuple[bytes, int]:
 
 BINARY_REQUEST = _binary_request()
 PREDICT = "/v1/models/{name}/predict"
+EMBEDDINGS = "/openai/v1/embeddings"
+TEXTS = ["A man is eating food.", "A man is eating a piece of bread."]
 
 PLAYGROUND_RUN = DOCUMENT_EXAMPLE  # the playground document's request, as written
 
@@ -189,6 +191,16 @@ CASES = [
     Case("inference_infer_wrong_datatype", "POST", INFER, {"name": "user_churn"},
          _json({"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP64", "data": [1.5, 30, 2, 4]}]})),
     Case("inference_infer_without_token", "POST", INFER, {"name": "user_churn"}, _json(CHURN_ROWS), auth="none"),
+    Case("embeddings_create", "POST", EMBEDDINGS, body=_json({"model": "all-minilm-l6-v2", "input": TEXTS})),
+    Case("embeddings_create_base64", "POST", EMBEDDINGS,
+         body=_json({"model": "all-minilm-l6-v2", "input": TEXTS, "encoding_format": "base64", "user": "user-42"})),
+    Case("embeddings_non_text_model", "POST", EMBEDDINGS, body=_json({"model": "user_churn", "input": TEXTS})),
+    Case("embeddings_unknown_model", "POST", EMBEDDINGS, body=_json({"model": "no_such_model", "input": TEXTS})),
+    Case("embeddings_token_ids", "POST", EMBEDDINGS, body=_json({"model": "all-minilm-l6-v2", "input": [[32, 893]]})),
+    Case("embeddings_without_token", "POST", EMBEDDINGS, body=_json({"model": "all-minilm-l6-v2", "input": TEXTS}),
+         auth="none"),
+    Case("embeddings_list_models", "GET", "/openai/v1/models"),
+    Case("embeddings_retrieve_model", "GET", "/openai/v1/models/{model}", {"model": "all-minilm-l6-v2"}),
     Case("authorizer_valid_token", "GET", "/v1/models", auth=f"Bearer {EVENT_TOKEN}", authorizer=True),
     Case("authorizer_wrong_token", "GET", "/v1/models", auth="Bearer wrong-token-0123456789abcdef", authorizer=True),
     Case("authorizer_malformed_header", "GET", "/v1/models", auth=f"Token {EVENT_TOKEN}", authorizer=True),

@@ -95,7 +95,7 @@ class LocalApi:
     """An ASGI app that sends each request to the function the template routes it to.
 
     What no function serves is answered here in the API's one error body (errors.error_body;
-    under /v2 the protocol's `{"error": ...}`):
+    under /v2 the protocol's `{"error": ...}`, under /openai OpenAI's `{"error": {...}}`):
     404 for an unknown route, 405 with `Allow` for a method the route lacks (API Gateway
     answers both with its own `{"message": "Not Found"}`, which we cannot change), and 400 for
     a WebSocket upgrade (an HTTP API serves no WebSocket), before any token is checked.
@@ -125,27 +125,29 @@ class LocalApi:
             # API Gateway answers 404 here too; the local server says what HTTP says.
             allowed = sorted({m for m, _ in matching})
             error = MethodNotAllowedError(scope["method"], allowed)
-            await error_response(error, protocol=_is_v2(scope))(scope, receive, send)
+            await error_response(error, scope["path"])(scope, receive, send)
         else:
             error = RouteNotFoundError(scope["method"], scope["path"])
-            await error_response(error, protocol=_is_v2(scope))(scope, receive, send)
+            await error_response(error, scope["path"])(scope, receive, send)
 
 
 WEBSOCKET_REFUSED = "this API serves plain HTTP requests, not WebSocket"
 
 
-def error_response(error: Any, protocol: bool = False) -> Any:
-    """A Starlette JSONResponse carrying `error` (a PredictionError) in the one error body, or
-    in the Open Inference Protocol's `{"error": ...}` for a /v2 path (`protocol`)."""
+def error_response(error: Any, path: str = "/") -> Any:
+    """A Starlette JSONResponse carrying `error` (a PredictionError) in the error body of the
+    protocol `path` belongs to: the Open Inference Protocol's under /v2, OpenAI's under /openai,
+    else the API's one error body."""
     from prediction_service.errors import error_body, protocol_error_body
+    from prediction_service.protocols.openai.schemas import error_body as openai_error_body
     from starlette.responses import JSONResponse
 
-    body = (protocol_error_body if protocol else error_body)(error)
-    return JSONResponse(body, status_code=error.http_status, headers=error.headers)
-
-
-def _is_v2(scope: dict[str, Any]) -> bool:
-    return scope["path"] == "/v2" or scope["path"].startswith("/v2/")
+    writer = error_body
+    if path == "/v2" or path.startswith("/v2/"):
+        writer = protocol_error_body
+    elif path == "/openai" or path.startswith("/openai/"):
+        writer = openai_error_body
+    return JSONResponse(writer(error), status_code=error.http_status, headers=error.headers)
 
 
 def _asks_for_websocket(scope: dict[str, Any]) -> bool:

@@ -23,6 +23,7 @@ FUNCTIONS = {
     "authorizer": "AuthorizerFunction",
     "docs": "DocsFunction",
     "inference": "InferenceFunction",
+    "embeddings": "EmbeddingsFunction",
 }
 
 
@@ -36,6 +37,8 @@ class Expected:
     authorized: bool | None = None  # authorizer answers
     content_type: str = "application/json"
     protocol_error: bool = False  # a v2 refusal: the Open Inference Protocol's {"error": "..."}
+    openai_error: bool = False  # an /openai/v1 refusal: OpenAI's {"error": {"message", "type", "param", "code"}}
+    embeddings: int = 0  # an /openai/v1 embeddings answer with this many embeddings
 
 
 def models(status_code: int, status: str | None = None) -> Expected:
@@ -44,6 +47,10 @@ def models(status_code: int, status: str | None = None) -> Expected:
 
 def inference(status_code: int, content_type: str = "application/json") -> Expected:
     return Expected("inference", status_code, content_type=content_type, protocol_error=status_code >= 400)
+
+
+def embeddings(status_code: int, count: int = 0) -> Expected:
+    return Expected("embeddings", status_code, openai_error=status_code >= 400, embeddings=count)
 
 
 EXPECTED: dict[str, Expected] = {
@@ -106,6 +113,14 @@ EXPECTED: dict[str, Expected] = {
     "inference_infer_unknown_model.json": inference(404),
     "inference_infer_wrong_datatype.json": inference(400),
     "inference_infer_without_token.json": inference(401),
+    "embeddings_create.json": embeddings(200, 2),
+    "embeddings_create_base64.json": embeddings(200, 2),
+    "embeddings_non_text_model.json": embeddings(400),
+    "embeddings_unknown_model.json": embeddings(404),
+    "embeddings_token_ids.json": embeddings(400),
+    "embeddings_without_token.json": embeddings(401),
+    "embeddings_list_models.json": embeddings(200),
+    "embeddings_retrieve_model.json": embeddings(200),
     "authorizer_valid_token.json": Expected("authorizer", authorized=True),
     "authorizer_wrong_token.json": Expected("authorizer", authorized=False),
     "authorizer_malformed_header.json": Expected("authorizer", authorized=False),
@@ -126,6 +141,15 @@ def check_result(expected: Expected, result: dict[str, Any]) -> None:
     body = json.loads(result["body"])
     if expected.protocol_error:
         assert set(body) == {"error"} and body["error"], body
+    if expected.openai_error:
+        assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}, body
+        assert body["error"]["type"] == "invalid_request_error" and body["error"]["message"], body
+    if expected.embeddings:
+        assert body["object"] == "list" and len(body["data"]) == expected.embeddings, body
+        for item in body["data"]:
+            vector = item["embedding"]
+            assert len(vector) == (2048 if isinstance(vector, str) else 384)  # base64 of 384 float32, or numbers
+        assert result["headers"]["x-model-version"] == "1"
     if expected.status is not None:
         assert body["status"] == expected.status
         assert isinstance(body["duration_ms"], int) and body["duration_ms"] >= 0
@@ -140,4 +164,8 @@ def check_result(expected: Expected, result: dict[str, Any]) -> None:
         (output,) = body["run"]["output"]
         assert isinstance(output, list) and len(output) == 3
     if expected.status_code == 401:
-        assert "Bearer" in body["error" if expected.protocol_error else "error_message"]
+        if expected.openai_error:
+            message = body["error"]["message"]
+        else:
+            message = body["error" if expected.protocol_error else "error_message"]
+        assert "Bearer" in message

@@ -24,7 +24,7 @@ def test_every_event_file_has_an_expectation() -> None:
 
 @pytest.mark.parametrize("path", EVENT_FILES, ids=lambda p: p.name)
 def test_event_file(path: Path, s3: Any, functions: dict[str, Any], request: pytest.FixtureRequest) -> None:
-    if "_text" in path.name:  # the text model's events: publish it too (120 MB, so only for them)
+    if "_text" in path.name or path.name.startswith("embeddings_"):  # publish the text models too (120 MB)
         request.getfixturevalue("text_s3")
     expected = EXPECTED[path.name]
     result = functions[expected.function].handler(load_event(path), lambda_context())

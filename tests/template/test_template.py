@@ -17,8 +17,9 @@ from support import ROOT, load_event, venv_tool
 
 pytestmark = pytest.mark.sam
 
-FUNCTIONS = ("ModelsFunction", "BatchFunction", "RunsFunction", "InferenceFunction", "DocsFunction", "AuthorizerFunction")
-ROUTE_FUNCTIONS = ("ModelsFunction", "BatchFunction", "RunsFunction", "InferenceFunction")  # verify the bearer token themselves
+FUNCTIONS = ("ModelsFunction", "BatchFunction", "RunsFunction", "InferenceFunction", "EmbeddingsFunction", "DocsFunction",
+             "AuthorizerFunction")
+ROUTE_FUNCTIONS = ("ModelsFunction", "BatchFunction", "RunsFunction", "InferenceFunction", "EmbeddingsFunction")  # verify the bearer token themselves
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"  # its own venv: see requirements-checkov.txt
 
 
@@ -42,7 +43,7 @@ def test_sam_build_puts_the_library_in_the_layer_and_keeps_training_libraries_ou
     for training_only in ("sklearn", "skl2onnx", "pandas", "pyarrow", "moto", "huggingface_hub", "hf_xet", "torch"):
         assert not (layer / training_only).exists(), f"{training_only} must not ship in the layer"
     assert (layer / "prediction_service" / "web" / "static" / "playground.html").is_file()
-    for function in ("ModelsFunction", "BatchFunction", "RunsFunction", "AuthorizerFunction", "DocsFunction"):
+    for function in FUNCTIONS:
         assert (ROOT / ".aws-sam" / "build" / function / "app.py").is_file()
 
 
@@ -68,6 +69,9 @@ def test_every_route_has_a_function_app_route_and_an_event_file() -> None:
         ("GET", "/v2/models/{name}/versions/{version}/ready"),
         ("POST", "/v2/models/{name}/infer"),
         ("POST", "/v2/models/{name}/versions/{version}/infer"),
+        ("POST", "/openai/v1/embeddings"),
+        ("GET", "/openai/v1/models"),
+        ("GET", "/openai/v1/models/{model}"),
     }
     event_routes = {tuple(load_event(p)["routeKey"].split(" ", 1)) for p in (ROOT / "events").glob("*.json")}
     assert routes <= event_routes
@@ -96,6 +100,8 @@ def test_each_function_gets_only_the_access_it_needs() -> None:
     # the route functions check the bearer token themselves, against the authorizer's SSM parameter
     assert statements("ModelsFunction") == [read_models, read_token_hashes, decrypt]
     assert statements("BatchFunction") == [read_models, read_token_hashes, decrypt]
+    assert statements("InferenceFunction") == [read_models, read_token_hashes, decrypt]
+    assert statements("EmbeddingsFunction") == [read_models, read_token_hashes, decrypt]
     assert statements("RunsFunction") == [read_models, write_records, read_token_hashes, decrypt]
     assert statements("AuthorizerFunction") == [read_token_hashes, decrypt]
     assert "Policies" not in load_template()["Resources"]["DocsFunction"]["Properties"], "docs need no AWS access"

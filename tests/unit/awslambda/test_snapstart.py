@@ -110,10 +110,13 @@ def test_a_manifest_changed_while_snapshotted_is_read_by_the_after_restore_hook(
     assert restored["calls"] == [], "the first request found the manifest fresh"
 
 
-@pytest.mark.parametrize("function", ["models", "batch", "runs", "inference"])
-def test_the_warm_up_sends_every_route_a_request_it_answers_with_success(s3: Any, function: str) -> None:
+@pytest.mark.parametrize("function", ["models", "batch", "runs", "inference", "embeddings"])
+def test_the_warm_up_sends_every_route_a_request_it_answers_with_success(s3: Any, function: str,
+                                                                        request: pytest.FixtureRequest) -> None:
     """What before_snapshot sends each route is a request the route answers (2xx), so the snapshot
     holds that route's whole path run once; checked here with the test token, route by route."""
+    if function == "embeddings":  # its routes serve text models only
+        request.getfixturevalue("text_s3")
     from generate_events import EVENT_TOKEN
     from prediction_service.awslambda.warmup import event, requests_for
     from prediction_service.composition import components

@@ -51,7 +51,7 @@ def requests_for(app: FastAPI, parts: Components, entries: list[ModelSpec]) -> I
         if not isinstance(route, APIRoute):
             continue
         for method in sorted(route.methods or ()):
-            if "{name}" not in route.path:
+            if not any(p in route.path for p in NAMES_A_MODEL):
                 body = _body(method, route.path, parts, entries, None)
                 if body is not _SKIP:
                     yield method, route.path, body
@@ -59,14 +59,20 @@ def requests_for(app: FastAPI, parts: Components, entries: list[ModelSpec]) -> I
             for entry in entries:
                 body = _body(method, route.path, parts, entries, entry)
                 if body is not _SKIP:
-                    yield method, route.path.replace("{name}", entry.name).replace("{version}", entry.version), body
+                    path = route.path.replace("{version}", entry.version)
+                    for parameter in NAMES_A_MODEL:
+                        path = path.replace(parameter, entry.name)
+                    yield method, path, body
 
 
+NAMES_A_MODEL = ("{name}", "{model}")  # the path parameters that name a model (v1 and v2, OpenAI's)
 _SKIP = object()
 
 
 def _body(method: str, path: str, parts: Components, entries: list[ModelSpec], entry: ModelSpec | None) -> Any:
     """The body a route takes for `entry` (None: no body), or _SKIP when the route has nothing to ask of it."""
+    if path.startswith("/openai/"):
+        return _openai_body(method, entries, entry)
     if method == "GET":  # a forecast from the model's own data is the one GET that predicts
         predicts = path.endswith("/predict") and entry is not None
         return _SKIP if predicts and _v1_request(parts, entry) != {} else None
@@ -87,6 +93,18 @@ def _body(method: str, path: str, parts: Components, entries: list[ModelSpec], e
         return {"run": {"pipeline_uuid": block.group, "block_uuid": block.block or block.name, "record": False,
                         "variables": variables}}
     return _SKIP
+
+
+def _openai_body(method: str, entries: list[ModelSpec], entry: ModelSpec | None) -> Any:
+    """OpenAI's routes take text models only: a model list, each text model, an embedding of each."""
+    from prediction_service.catalog.manifest import TextEntry
+
+    if entry is not None:
+        return None if isinstance(entry, TextEntry) else _SKIP
+    if method == "GET":
+        return None
+    texts = [e for e in entries if isinstance(e, TextEntry)]
+    return {"model": texts[0].name, "input": "warm"} if texts else _SKIP
 
 
 def _v1_request(parts: Components, entry: ModelSpec) -> dict[str, Any] | None:

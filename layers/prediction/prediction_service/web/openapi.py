@@ -16,12 +16,13 @@ from fastapi.openapi.utils import get_openapi
 
 from prediction_service import TITLE, __version__
 from prediction_service.protocols.v2.schemas import InferenceRequest
-from prediction_service.web.routers import batch, inference, models, runs
+from prediction_service.web.routers import batch, inference, models, openai, runs
 
 DESCRIPTION = (
     "Predictions from ONNX models kept in S3, served by AWS Lambda behind API Gateway. "
     "Every route but the v2 health probes takes `Authorization: Bearer <token>`. The /v2 routes "
-    "speak the Open Inference Protocol (KServe v2) with Triton's binary tensor extension."
+    "speak the Open Inference Protocol (KServe v2) with Triton's binary tensor extension; the /openai/v1 "
+    "routes, OpenAI's embeddings API (a client's `base_url` is `<API URL>/openai/v1`)."
 )
 BEARER = {"bearerAuth": {"type": "http", "scheme": "bearer", "description": "an API token (scripts/new_token.py)"}}
 
@@ -29,7 +30,7 @@ BEARER = {"bearerAuth": {"type": "http", "scheme": "bearer", "description": "an 
 @functools.cache
 def _document() -> dict[str, Any]:
     routes = [*models.router.routes, *batch.router.routes, *runs.router.routes, *inference.health.routes,
-              *inference.router.routes]
+              *inference.router.routes, *openai.router.routes]
     document = get_openapi(title=TITLE, version=__version__, description=DESCRIPTION, routes=routes)
     for path_item in document["paths"].values():
         for operation in path_item.values():

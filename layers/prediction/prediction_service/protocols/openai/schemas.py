@@ -93,29 +93,29 @@ class EmbeddingResponse(BaseModel):
     usage: Usage
 
 
-class Model(BaseModel):
+class OpenAIModel(BaseModel):
     id: str
     object: Literal["model"] = "model"
     created: int = Field(description="always 0: the manifest keeps no creation time")
     owned_by: str
 
 
-class ModelList(BaseModel):
+class OpenAIModelList(BaseModel):
     object: Literal["list"] = "list"
-    data: list[Model]
+    data: list[OpenAIModel]
 
 
-class ErrorDetail(BaseModel):
+class OpenAIErrorDetail(BaseModel):
     message: str
     type: str = Field(description="`invalid_request_error` for the caller's mistakes, `server_error` for ours")
     param: str | None = Field(description="the request field at fault, when one is")
     code: str | None = Field(description="a machine-readable reason, when there is one")
 
 
-class ErrorBody(BaseModel):
+class OpenAIError(BaseModel):
     """OpenAI's error body; a server error's message names the request id the logs keep."""
 
-    error: ErrorDetail
+    error: OpenAIErrorDetail
 
 
 # Reasons that have no code of their own, by status (OpenAI's names where it has them).

@@ -19,7 +19,7 @@ from prediction_service.dataplane.dataplane import DataPlane
 from prediction_service.dataplane.types import Answer, Inference, InferRequest, Inputs, Served
 from prediction_service.errors import BadInputError, ModelNotFoundError, PayloadTooLargeError
 from prediction_service.limits import MAX_TEXT_CHARACTERS, MAX_TEXTS
-from prediction_service.protocols.openai.schemas import EmbeddingRequest, Model, ModelList
+from prediction_service.protocols.openai.schemas import EmbeddingRequest, OpenAIModel, OpenAIModelList
 from prediction_service.runtime import text
 
 OWNER = "onnx-prediction-api"
@@ -39,15 +39,15 @@ class EmbeddingsService:
         self.dataplane = dataplane
         self.registry = dataplane.registry
 
-    def list_models(self) -> ModelList:
+    def list_models(self) -> OpenAIModelList:
         """The text models, one entry per name (other kinds make no embeddings)."""
         manifest = self.registry.manifest()
         names = [name for name in manifest.names() if isinstance(manifest.get(name), TextEntry)]
-        return ModelList(data=[Model(id=name, created=0, owned_by=OWNER) for name in names])
+        return OpenAIModelList(data=[OpenAIModel(id=name, created=0, owned_by=OWNER) for name in names])
 
-    def retrieve_model(self, model_id: str) -> Model:
+    def retrieve_model(self, model_id: str) -> OpenAIModel:
         _text_entry(self.registry.manifest(), model_id)
-        return Model(id=model_id, created=0, owned_by=OWNER)
+        return OpenAIModel(id=model_id, created=0, owned_by=OWNER)
 
     def embed(self, body: EmbeddingRequest, routing_key: str | None = None,
               started: float | None = None) -> Answer[Embedded]:

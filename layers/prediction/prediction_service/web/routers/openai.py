@@ -10,7 +10,13 @@ from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
 from prediction_service.limits import MAX_BODY_BYTES
-from prediction_service.protocols.openai.schemas import EmbeddingRequest, EmbeddingResponse, ErrorBody, Model, ModelList
+from prediction_service.protocols.openai.schemas import (
+    EmbeddingRequest,
+    EmbeddingResponse,
+    OpenAIError,
+    OpenAIModel,
+    OpenAIModelList,
+)
 from prediction_service.web.concurrency import compute
 from prediction_service.web.deps import EmbeddingsDep, RoutingKeyDep, StartedDep
 from prediction_service.web.responses import JSON, json_response
@@ -19,14 +25,14 @@ PREFIX = "/openai/v1"
 VERSION_HEADER = "X-Model-Version"  # the version that answered
 TRUNCATED_HEADER = "X-Truncated-Inputs"  # with "truncate": true, the inputs cut to the model's length
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "The request is invalid; `error.message` says why, `error.param` where."},
-    401: {"model": ErrorBody, "description": "No valid `Authorization: Bearer <token>` header (the client's api_key)."},
-    413: {"model": ErrorBody, "description": f"The body is larger than {MAX_BODY_BYTES} bytes, or holds more "
+    400: {"model": OpenAIError, "description": "The request is invalid; `error.message` says why, `error.param` where."},
+    401: {"model": OpenAIError, "description": "No valid `Authorization: Bearer <token>` header (the client's api_key)."},
+    413: {"model": OpenAIError, "description": f"The body is larger than {MAX_BODY_BYTES} bytes, or holds more "
           "texts than one request may embed."},
-    415: {"model": ErrorBody, "description": "The body is not JSON."},
-    500: {"model": ErrorBody, "description": "The server failed; `error.message` names the request id it logged."},
+    415: {"model": OpenAIError, "description": "The body is not JSON."},
+    500: {"model": OpenAIError, "description": "The server failed; `error.message` names the request id it logged."},
 }
-NOT_FOUND = {404: {"model": ErrorBody, "description": "No model (or version) of that name."}}
+NOT_FOUND = {404: {"model": OpenAIError, "description": "No model (or version) of that name."}}
 router = APIRouter(tags=["OpenAI-compatible embeddings"], responses=ERRORS)
 ModelId = Annotated[str, Path(description="a text model's name, or `name:version`", examples=["all-minilm-l6-v2"])]
 
@@ -46,13 +52,13 @@ async def create_embeddings(body: EmbeddingRequest, service: EmbeddingsDep, star
     return Response(answer.value.json, media_type=JSON, headers=headers)
 
 
-@router.get(f"{PREFIX}/models", response_model=ModelList)
+@router.get(f"{PREFIX}/models", response_model=OpenAIModelList)
 async def list_models(service: EmbeddingsDep) -> Response:
     """The text models (the only ones that make embeddings)."""
     return json_response(service.list_models())
 
 
-@router.get(f"{PREFIX}/models/{{model}}", response_model=Model, responses=NOT_FOUND)
+@router.get(f"{PREFIX}/models/{{model}}", response_model=OpenAIModel, responses=NOT_FOUND)
 async def retrieve_model(model: ModelId, service: EmbeddingsDep) -> Response:
     """One text model; another kind of model is a 400 that names its kind."""
     return json_response(service.retrieve_model(model))
