@@ -59,12 +59,13 @@ def time_calls(label: str, fn: Callable[[], Any], n: int, warmup: int = 50) -> T
     return Timing(label, samples)
 
 
-def start_s3(models_dir: Path = ROOT / "models") -> tuple[MotoServer, str]:
-    """A moto S3 server with models/ published; the environment points the service at it."""
+def start_s3(models_dir: Path = ROOT / "models", text_models: Path | None = None) -> tuple[MotoServer, str]:
+    """A moto S3 server with models/ published (and the text models built in `text_models`); the
+    environment points the service at it."""
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
     server = MotoServer()
     url = server.url
-    create_bucket(server.client(), BUCKET, models_dir=models_dir)
+    create_bucket(server.client(), BUCKET, models_dir=models_dir, text_models=text_models)
     from generate_events import EVENT_TOKEN_HASH  # the token support.http_event's events carry
 
     os.environ.update(MODEL_BUCKET=BUCKET, S3_ENDPOINT_URL=url, API_TOKEN_HASHES=EVENT_TOKEN_HASH)
@@ -74,3 +75,12 @@ def start_s3(models_dir: Path = ROOT / "models") -> tuple[MotoServer, str]:
     components.cache_clear()  # parts an earlier benchmark of the same run built point at its S3
     default_verifier.cache_clear()
     return server, url
+
+
+def interleaved(calls: dict[str, Any], rounds: int, n: int, warmup: int) -> dict[str, Timing]:
+    """Each call timed `rounds` times `n` calls, the calls taking turns; samples pooled per call."""
+    samples: dict[str, list[float]] = {label: [] for label in calls}
+    for _ in range(rounds):
+        for label, fn in calls.items():
+            samples[label] += time_calls(label, fn, n, warmup=warmup).samples
+    return {label: Timing(label, s) for label, s in samples.items()}

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from harness import ROOT
 
 BENCHMARKS = ["warm_overhead", "cold_start", "batch", "size", "memory", "v2_protocol", "model_loading", "text_model",
-              "snapstart", "rollouts", "limits"]
+              "snapstart", "rollouts", "limits", "openai_embeddings"]
 
 # The page's section titles. Each section's anchor is its benchmark's module name: the other pages link to them.
 TITLES = {
@@ -36,6 +36,7 @@ TITLES = {
     "snapstart": "SnapStart",
     "rollouts": "Rollouts: versions and shadows",
     "limits": "Request limits: the largest accepted, the refused",
+    "openai_embeddings": "OpenAI-compatible embeddings",
 }
 FENCE = "`" * 3
 

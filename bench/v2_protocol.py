@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from harness import HEADER, ROOT, Timing, start_s3, time_calls
+from harness import HEADER, ROOT, interleaved, start_s3
 
 ROUNDS = 5
 N_PER_ROUND = 1000  # warm path: 5000 calls per path in all
@@ -81,15 +81,6 @@ def binary_outputs(result: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
     raw = answer_bytes(result)
     length = int(result["headers"]["inference-header-content-length"])
     return json.loads(raw[:length]), raw[length:]
-
-
-def interleaved(calls: dict[str, Any], rounds: int, n: int, warmup: int) -> dict[str, Timing]:
-    """Each call timed `rounds` times `n` calls, the calls taking turns; samples pooled per call."""
-    samples: dict[str, list[float]] = {label: [] for label in calls}
-    for _ in range(rounds):
-        for label, fn in calls.items():
-            samples[label] += time_calls(label, fn, n, warmup=warmup).samples
-    return {label: Timing(label, s) for label, s in samples.items()}
 
 
 def warm_path(models: Any, inference: Any, context: Any) -> dict[str, float]:
