@@ -12,10 +12,10 @@ prefetch_in_background()
 from prediction_service.awslambda.handler import lambda_handler
 from prediction_service.protocols.openai.schemas import error_body
 from prediction_service.web.app import create_app
-from prediction_service.web.routers import openai
+from prediction_service.web.routers import embeddings
 
 app = create_app(
-    openai.router,
+    embeddings.router,
     title="OpenAI-compatible embeddings",
     description="The text models through OpenAI's embeddings API: base_url=<API URL>/openai/v1.",
     error_body=error_body,

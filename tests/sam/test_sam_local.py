@@ -252,3 +252,24 @@ def test_start_api_smoke(api: str) -> None:
     assert result.returncode == 0, output
     assert EVENT_TOKEN not in output
     assert result.stdout.splitlines()[-1] == f"12/12 checks passed against {api}"
+
+
+def test_start_api_embeddings_through_the_openai_client(api: str) -> None:
+    """OpenAI's embeddings API through the emulated HTTP API, judged by the openai client itself: its
+    default (base64, decoded by the client) and float both give /v1's vectors, and a refusal arrives
+    as the client's own exception."""
+    import numpy as np
+    import openai
+
+    texts = ["A man is eating food.", "A man is eating a piece of bread."]
+    v1 = httpx.post(f"{api}/v1/models/all-minilm-l6-v2-fp32/predict", json={"texts": texts}, headers=AUTH,
+                    timeout=120).json()["embeddings"]
+    with openai.OpenAI(base_url=f"{api}/openai/v1", api_key=EVENT_TOKEN, max_retries=0, timeout=120) as client:
+        assert [m.id for m in client.models.list()] == [name for name, _, _ in TEXT_MODELS]
+        for extra in ({}, {"encoding_format": "float"}):
+            answer = client.embeddings.create(model="all-minilm-l6-v2-fp32", input=texts, **extra)
+            vectors = np.asarray([d.embedding for d in answer.data], dtype=np.float32)
+            np.testing.assert_allclose(vectors, v1, rtol=0, atol=1e-6)
+        with pytest.raises(openai.BadRequestError) as raised:
+            client.embeddings.create(model="user_churn", input=texts)
+        assert raised.value.code == "model_not_supported"

@@ -16,7 +16,7 @@ from fastapi.openapi.utils import get_openapi
 
 from prediction_service import TITLE, __version__
 from prediction_service.protocols.v2.schemas import InferenceRequest
-from prediction_service.web.routers import batch, inference, models, openai, runs
+from prediction_service.web.routers import batch, embeddings, inference, models, runs
 
 DESCRIPTION = (
     "Predictions from ONNX models kept in S3, served by AWS Lambda behind API Gateway. "
@@ -30,7 +30,7 @@ BEARER = {"bearerAuth": {"type": "http", "scheme": "bearer", "description": "an 
 @functools.cache
 def _document() -> dict[str, Any]:
     routes = [*models.router.routes, *batch.router.routes, *runs.router.routes, *inference.health.routes,
-              *inference.router.routes, *openai.router.routes]
+              *inference.router.routes, *embeddings.router.routes]
     document = get_openapi(title=TITLE, version=__version__, description=DESCRIPTION, routes=routes)
     for path_item in document["paths"].values():
         for operation in path_item.values():
