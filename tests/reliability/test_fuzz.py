@@ -1,5 +1,6 @@
 """Property-based fuzzing (hypothesis) of the decoders a caller reaches from outside: v2 JSON,
-the v2 binary extension, raw and gzip bodies, the text route and the batch route.
+the v2 binary extension, raw and gzip bodies, the text route, the batch route and OpenAI's
+embeddings route.
 
 Whatever bytes or JSON arrive, the answer is a 2xx or a 4xx in its protocol's error shape, never a
 5xx or a traceback, and it comes within a bounded time (hypothesis' deadline). The example budget is
@@ -71,6 +72,11 @@ def batch() -> Any:
     return load_function("batch")
 
 
+@pytest.fixture(scope="module")
+def embeddings() -> Any:
+    return load_function("embeddings")
+
+
 def answer(function: Any, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
     """Call the function as API Gateway does (a binary body base64-encoded); check the answer is
     never a 5xx and always JSON without a traceback."""
@@ -85,6 +91,12 @@ def answer(function: Any, path: str, body: bytes, headers: dict[str, str]) -> tu
 def v2_shape(status: int, body: dict[str, Any]) -> None:
     if status >= 400:
         assert set(body) == {"error"} and isinstance(body["error"], str), body
+
+
+def openai_shape(status: int, body: dict[str, Any]) -> None:
+    if status >= 400:
+        assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}, body
+        assert body["error"]["type"] == "invalid_request_error" and body["error"]["message"], body
 
 
 def v1_shape(status: int, body: dict[str, Any]) -> None:
@@ -171,3 +183,28 @@ def test_any_batch_gets_a_2xx_or_a_4xx_with_a_status_per_item(text_s3: Any, batc
     if status == 200:
         assert len(body["predictions"]) == len(items)
         assert all(item["status"] in ("Success", "BadRequest", "NotFound") for item in body["predictions"]), body
+
+
+embedding_requests = st.fixed_dictionaries(
+    {"input": any_text | st.lists(any_text, max_size=6) | st.lists(st.integers(), max_size=4) | json_values},
+    optional={"model": st.sampled_from([*MODELS, "all-minilm-l6-v2-fp32", f"{TEXT_MODEL}:1", f"{TEXT_MODEL}:",
+                                        ":1", "a" * 200]) | any_text | json_values,
+              "encoding_format": st.sampled_from(["float", "base64"]) | json_values,
+              "dimensions": dimensions | json_values, "user": any_text | json_values, "truncate": json_values},
+)
+
+
+@given(request=embedding_requests | json_values, raw=st.booleans(), packed=st.booleans())
+@FUZZ
+def test_any_embeddings_request_gets_a_2xx_or_a_4xx_in_openais_shape(text_s3: Any, embeddings: Any, request: Any,
+                                                                     raw: bool, packed: bool) -> None:
+    """JSON escapes or raw UTF-8 (a surrogate then becomes bytes that are not UTF-8), plain or gzip."""
+    body = json.dumps(request, ensure_ascii=not raw).encode("utf-8", "surrogatepass")
+    headers = {"content-type": "application/json"}
+    if packed:
+        body, headers["content-encoding"] = gzip.compress(body), "gzip"
+    status, answer_body = answer(embeddings, "/openai/v1/embeddings", body, headers)
+    openai_shape(status, answer_body)
+    if status == 200:
+        texts = request["input"] if isinstance(request["input"], list) else [request["input"]]
+        assert [d["index"] for d in answer_body["data"]] == list(range(len(texts)))
