@@ -19,6 +19,9 @@ The v2 checks use NVIDIA's own client, tritonclient, as an independent judge: li
 out, compared with /v1's answer) and digits (UINT8 and FP32 in, BYTES and FP32 out, on
 held-out images) in JSON and with the binary tensor extension.
 
+The OpenAI-compatible embeddings route is checked with the `openai` client itself, in its
+default encoding (base64), against the /v1 text route's vectors for the same texts.
+
 `--sam-local`: the target is `sam local start-api`, whose emulator passes an HTTP API's request
 body to the function as UTF-8 text, never base64-encoded as API Gateway does, and answers 502
 for a body that is not UTF-8 (aws-sam-cli issues 3110 and 7927). The binary checks then send
@@ -222,6 +225,22 @@ class Smoke:
 
         return run
 
+    # -- OpenAI's embeddings API, through the openai client -----------------------------------
+
+    def openai_embeddings(self) -> str:
+        import openai
+
+        texts = ["A man is eating food.", "A man is eating a piece of bread."]
+        v1 = self.post_json("/v1/models/all-minilm-l6-v2/predict", {"texts": texts})["embeddings"]
+        with openai.OpenAI(base_url=f"{self.base}/openai/v1", api_key=self.token, max_retries=0,
+                           timeout=self.timeout) as client:
+            answer = client.embeddings.create(model="all-minilm-l6-v2", input=texts)
+        vectors = [item.embedding for item in answer.data]
+        expect(len(vectors) == 2 and all(len(v) == 384 for v in vectors), "not two embeddings of 384 floats")
+        worst = max(abs(a - b) for got, want in zip(vectors, v1, strict=True) for a, b in zip(got, want, strict=True))
+        expect(worst <= 1e-6, f"differs from /v1 by up to {worst:.2g}")
+        return f"2 embeddings of 384 floats (base64), same as /v1; {answer.usage.prompt_tokens} tokens"
+
     def run_all(self) -> bool:
         record = "" if self.record else " (record: false)"
         self.check("GET  /v1/models/drive_stats_a/predict", self.forecast)
@@ -237,6 +256,7 @@ class Smoke:
             mode = ("binary" if self.binary_requests else "JSON in, binary out") if binary else "JSON"
             self.check(f"v2 POST user_churn/infer  {mode}", self.churn(binary))
             self.check(f"v2 POST digits/infer  {mode}", self.digits(binary))
+        self.check("openai POST /openai/v1/embeddings  all-minilm-l6-v2", self.openai_embeddings)
         passed = sum(self.results)
         print(f"{passed}/{len(self.results)} checks passed against {self.base}", flush=True)
         return passed == len(self.results)

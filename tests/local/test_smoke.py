@@ -26,9 +26,9 @@ def test_smoke_passes_against_make_run(local_server: LocalServer) -> None:
     assert local_server.token not in output
     lines = result.stdout.splitlines()
     checks = [line for line in lines if line.startswith(("PASS", "FAIL"))]
-    assert len(checks) == 12 and all(line.startswith("PASS") for line in checks), output
+    assert len(checks) == 13 and all(line.startswith("PASS") for line in checks), output
     assert "(record: false)" in result.stdout
-    assert lines[-1] == f"12/12 checks passed against {local_server.url}"
+    assert lines[-1] == f"13/13 checks passed against {local_server.url}"
 
 
 def test_smoke_with_a_trailing_slash_and_a_record(local_server: LocalServer) -> None:

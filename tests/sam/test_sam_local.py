@@ -251,7 +251,7 @@ def test_start_api_smoke(api: str) -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert EVENT_TOKEN not in output
-    assert result.stdout.splitlines()[-1] == f"12/12 checks passed against {api}"
+    assert result.stdout.splitlines()[-1] == f"13/13 checks passed against {api}"
 
 
 def test_start_api_embeddings_through_the_openai_client(api: str) -> None:
