@@ -5,6 +5,7 @@ rounding, and the openai client must raise its own exception classes for our ref
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import httpx
@@ -26,6 +27,15 @@ def client(local_server: LocalServer) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(base_url=f"{local_server.url}/openai/v1", api_key=local_server.token, max_retries=0,
                        timeout=120) as client:
         yield client
+
+
+@pytest.fixture
+def pydantic_v1() -> None:
+    """LangChain imports pydantic.v1. The function apps that other tests load in this process mark
+    it absent (web/app.py: it spares their cold start an import no route needs); the clients run
+    in the caller's own process, where it is there."""
+    if "pydantic.v1" in sys.modules and sys.modules["pydantic.v1"] is None:
+        del sys.modules["pydantic.v1"]
 
 
 def v1_vectors(server: LocalServer, model: str, texts: list[str]) -> np.ndarray:
@@ -77,7 +87,7 @@ def test_the_openai_client_raises_its_own_errors_for_our_refusals(local_server: 
         stranger.embeddings.create(model=INT8, input="x")
 
 
-def test_langchain_openai_embeddings_get_the_v1_vectors(local_server: LocalServer) -> None:
+def test_langchain_openai_embeddings_get_the_v1_vectors(local_server: LocalServer, pydantic_v1: None) -> None:
     from langchain_openai import OpenAIEmbeddings
 
     embeddings = OpenAIEmbeddings(model=INT8, base_url=f"{local_server.url}/openai/v1", api_key=local_server.token,
@@ -90,7 +100,7 @@ def test_langchain_openai_embeddings_get_the_v1_vectors(local_server: LocalServe
     np.testing.assert_allclose(query, alone, rtol=0, atol=FLOAT32_ROUNDING)
 
 
-def test_llamaindex_openai_like_embedding_gets_the_v1_vectors(local_server: LocalServer) -> None:
+def test_llamaindex_openai_like_embedding_gets_the_v1_vectors(local_server: LocalServer, pydantic_v1: None) -> None:
     from llama_index.embeddings.openai_like import OpenAILikeEmbedding
 
     embedding = OpenAILikeEmbedding(model_name=FP32, api_base=f"{local_server.url}/openai/v1",
