@@ -174,7 +174,7 @@ def test_deployment_options_are_parameters() -> None:
     assert template["Resources"]["ModelBucket"]["Condition"] == "CreateModelBucket"
     logs = [r for r in template["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
     # one per function, and the API's access logs
-    assert len(logs) == 7 and all(r["Properties"]["RetentionInDays"] == "LogRetentionDays" for r in logs)
+    assert len(logs) == len(FUNCTIONS) + 1 and all(r["Properties"]["RetentionInDays"] == "LogRetentionDays" for r in logs)
 
 
 def test_each_function_has_a_reserved_concurrency_parameter_unreserved_by_default() -> None:
