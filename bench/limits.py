@@ -41,7 +41,7 @@ def largest(model: str) -> tuple[str, str, str, dict[str, str]]:
         texts = [" ".join(WORDS[(i + j) % len(WORDS)] for j in range(300)) for i in range(64)]  # 256 word pieces
         return "models", f"/v1/models/{model}/predict", json.dumps({"texts": texts}), {}
     if model == "digits":
-        rows = 40_000  # 64 pixels and a threshold a row: 5.2 MB of JSON
+        rows = 28_000  # 64 pixels and a threshold a row in, ~208 B of JSON answer a row out: 6 MB at ~30,000 rows
         pixels = rows_json("pixels", rows, 64, "UINT8").replace(f"[{rows}, 64]", f"[{rows}, 8, 8]")
         threshold = json.dumps({"name": "min_confidence", "shape": [rows], "datatype": "FP32", "data": [0.5] * rows},
                                separators=(",", ":"))
@@ -164,7 +164,7 @@ def main(text_requests: int = 100) -> dict[str, float]:
                       "all-minilm-l6-v2", "all-minilm-l6-v2-fp32"):
             r = run_case("largest", model)
             added = r["peak_mb"] - r["warm_mb"]
-            ok = r["statuses"][0] < 500 and r["seconds"][0] <= SECONDS and added <= ADDED_MB
+            ok = r["statuses"][0] == 200 and r["seconds"][0] <= SECONDS and added <= ADDED_MB
             print(f"{model:24} {r['statuses'][0]:>6} {r['seconds'][0]:>8.2f} {added:>18.0f} "
                   f"{r['after_mb'][0] - r['warm_mb']:>14.0f}  {'met' if ok else 'missed'}")
             figures[f"{model}_largest_s"] = r["seconds"][0]

@@ -168,7 +168,7 @@ async def refuse_websocket(scope: dict[str, Any], receive: Any, send: Any) -> No
     from prediction_service.errors import BadInputError
     from starlette.websockets import WebSocket
 
-    response = error_response(BadInputError(WEBSOCKET_REFUSED))
+    response = error_response(BadInputError(WEBSOCKET_REFUSED), scope.get("path", "/"))
     if scope["type"] != "websocket":
         await response(scope, receive, send)
         return

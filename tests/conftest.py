@@ -1,4 +1,5 @@
-"""Shared fixtures: fake AWS credentials, an S3 bucket holding models/ (moto), the function apps."""
+"""Shared fixtures: fake AWS credentials, an S3 bucket holding models/ (moto), the function apps
+(`models`, `batch`, `inference`, `embeddings`: functions/<name>/app.py, loaded once a module)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 from local_s3 import free_port, in_process_s3
-from support import BUCKET, ROOT, LocalServer, serving
+from support import BUCKET, ROOT, LocalServer, load_function, serving
 
 os.environ.update(
     AWS_ACCESS_KEY_ID="testing",
@@ -76,6 +77,26 @@ def text_s3(s3: Any, text_model_dir: Path) -> Any:
     publish(s3, BUCKET, text_models=text_model_dir)
     components.cache_clear()
     return s3
+
+
+@pytest.fixture(scope="module")
+def models() -> Any:
+    return load_function("models")
+
+
+@pytest.fixture(scope="module")
+def batch() -> Any:
+    return load_function("batch")
+
+
+@pytest.fixture(scope="module")
+def inference() -> Any:
+    return load_function("inference")
+
+
+@pytest.fixture(scope="module")
+def embeddings() -> Any:
+    return load_function("embeddings")
 
 
 @pytest.fixture(scope="session")

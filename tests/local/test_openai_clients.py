@@ -116,3 +116,10 @@ def test_an_unknown_openai_route_answers_in_openais_shape(local_server: LocalSer
     response = httpx.post(f"{local_server.url}/openai/v1/chat/completions", json={}, headers=local_server.auth)
     assert response.status_code == 404
     assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+
+
+def test_a_base_url_without_openai_gets_a_404_that_says_where_the_api_is(local_server: LocalServer) -> None:
+    with openai.OpenAI(base_url=f"{local_server.url}/v1", api_key=local_server.token, max_retries=0) as lost, \
+            pytest.raises(openai.NotFoundError) as raised:
+        lost.embeddings.create(model=INT8, input="x")
+    assert "/openai/v1" in raised.value.response.text

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import http_event, lambda_context, load_function
+from support import http_event, lambda_context
 
 FUZZ = settings(
     max_examples=120,
@@ -55,26 +55,6 @@ infer_requests = st.fixed_dictionaries(
     {"inputs": st.lists(tensors, max_size=3) | json_values},
     optional={"outputs": outputs | json_values, "id": json_values, "parameters": parameters | json_values},
 )
-
-
-@pytest.fixture(scope="module")
-def inference() -> Any:
-    return load_function("inference")
-
-
-@pytest.fixture(scope="module")
-def models() -> Any:
-    return load_function("models")
-
-
-@pytest.fixture(scope="module")
-def batch() -> Any:
-    return load_function("batch")
-
-
-@pytest.fixture(scope="module")
-def embeddings() -> Any:
-    return load_function("embeddings")
 
 
 def answer(function: Any, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:

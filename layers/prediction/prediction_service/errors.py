@@ -80,7 +80,10 @@ class RouteNotFoundError(BadInputError):
     http_status = 404
 
     def __init__(self, method: str, path: str) -> None:
-        super().__init__(f"no route {method} {path}; GET /openapi.json lists the routes")
+        hint = ""
+        if path.rstrip("/").endswith(("/embeddings", "/models")) and not path.startswith("/openai/"):
+            hint = " (OpenAI's embeddings API is under /openai/v1: a client's base_url is <API URL>/openai/v1)"
+        super().__init__(f"no route {method} {_short(path, 200)}{hint}; GET /openapi.json lists the routes")
 
 
 class MethodNotAllowedError(BadInputError):
@@ -194,15 +197,22 @@ def protocol_error_body(error: PredictionError, request_id: str | None = None, *
 
 
 def error_param(errors: Sequence[Any]) -> str | None:
-    """The field the first pydantic error is about, as OpenAI names it: `input`, `input[3]`."""
-    if not errors:
+    """The field the first pydantic error is about, as OpenAI names it: `input`, `input[3]` (None
+    when the body is not JSON: its `loc` is then a character position)."""
+    if not errors or errors[0].get("type") == "json_invalid":
         return None
     name = ""
     for part in errors[0].get("loc", ()):
-        if part == "body":
+        if part in ("body", "path", "query", "header") and not name:  # where it was, not which field
             continue
-        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+        name += f"[{part}]" if isinstance(part, int) else (f".{_short(part)}" if name else _short(part))
     return name or None
+
+
+def _short(part: object, most: int = 64) -> str:
+    """A field name as a message repeats it: a caller's key of any length is cut to `most` characters."""
+    text = str(part)
+    return text if len(text) <= most else text[:most] + "..."
 
 
 def describe_errors(errors: Sequence[Any]) -> str:
@@ -212,7 +222,7 @@ def describe_errors(errors: Sequence[Any]) -> str:
         if error.get("type") == "json_invalid":
             parts.append("the request body is not valid JSON")
             continue
-        loc = [str(p) for p in error.get("loc", ()) if p != "body"]
+        loc = [_short(p) for p in error.get("loc", ()) if p != "body"]
         parts.append(f"{'.'.join(loc) or 'body'}: {error.get('msg', 'invalid')}")
     more = len(errors) - 3
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")

@@ -9,25 +9,10 @@ import json
 from typing import Any
 
 import pytest
-from support import http_event, lambda_context, load_function
+from support import http_event, lambda_context
 
 FP32_WINDOW = {"name": "X", "shape": [1, 30], "datatype": "FP32", "data": [0.5] * 30}
 CHURN_ROWS = {"name": "X", "shape": [2, 4], "datatype": "FP32", "data": [1.0, 60.0, 2.0, 5.0, 12.0, 0.0, 60.0, 0.0]}
-
-
-@pytest.fixture(scope="module")
-def inference() -> Any:
-    return load_function("inference")
-
-
-@pytest.fixture(scope="module")
-def models() -> Any:
-    return load_function("models")
-
-
-@pytest.fixture(scope="module")
-def batch() -> Any:
-    return load_function("batch")
 
 
 def call(function: Any, path: str, body: str | bytes, headers: dict[str, str] | None = None) -> tuple[int, Any]:

@@ -90,7 +90,10 @@ def test_the_model_list_holds_the_text_models_only(text_s3: Any) -> None:
 
 def test_a_non_text_model_is_a_400_naming_its_kind(text_s3: Any) -> None:
     status, body, _ = call("GET", "/openai/v1/models/user_churn")
-    assert_openai_error(status, body, 400, "classifier", "/openai/v1/models", param="model", code="model_not_supported")
+    assert_openai_error(status, body, 400, "a classifier model", "/openai/v1/models", param="model",
+                        code="model_not_supported")
+    status, body, _ = call("GET", "/openai/v1/models/digits")
+    assert_openai_error(status, body, 400, "an onnx model", param="model")
     status, body, _ = embed({"model": "drive_stats_a", "input": "x"})
     assert_openai_error(status, body, 400, "forecast", param="model", code="model_not_supported")
 
@@ -110,7 +113,6 @@ REFUSALS = [
     ({"model": INT8, "input": [FOOD, 7]}, "input[1] must be a string", "input"),
     ({"model": INT8, "input": [1820, 374, 264]}, "token ids", "input"),
     ({"model": INT8, "input": [[1820, 374], [264]]}, "check_embedding_ctx_length=False", "input"),
-    ({"model": INT8, "input": ["x"] * 2049}, "at most 2048", "input"),
     ({"model": INT8, "input": {"text": FOOD}}, "string or an array of strings", "input"),
     ({"model": INT8}, "Field required", "input"),
     ({"input": FOOD}, "Field required", "model"),
@@ -132,6 +134,27 @@ def test_each_refusal_is_a_400_in_openais_shape(text_s3: Any, body: dict[str, An
     assert_openai_error(status, answer, 400, words, param=param)
 
 
+@pytest.mark.parametrize("model", [f"{INT8}:", ":1", f"{INT8}:1:1", "x" * 5000])
+def test_a_malformed_model_id_is_a_400_on_both_routes(text_s3: Any, model: str) -> None:
+    status, body, _ = embed({"model": model, "input": "x"})
+    assert_openai_error(status, body, 400, param="model")
+    status, body, _ = call("GET", f"/openai/v1/models/{model}")
+    assert_openai_error(status, body, 400, param="model")
+    assert len(body["error"]["message"]) < 500
+
+
+def test_a_caller_named_field_is_cut_short_in_the_refusal(text_s3: Any) -> None:
+    status, body, _ = embed({"model": INT8, "input": "a", "k" * 500_000: 1})
+    assert_openai_error(status, body, 400, "Extra inputs")
+    assert len(json.dumps(body)) < 1000
+
+
+def test_a_body_that_is_not_json_names_no_param(text_s3: Any) -> None:
+    status, body, _ = call("POST", "/openai/v1/embeddings", '{"model": "x", "input": "a",}')
+    assert_openai_error(status, body, 400, "not valid JSON")
+    assert body["error"]["param"] is None
+
+
 def test_an_input_too_long_names_its_index_and_the_limit_unless_truncation_is_asked(text_s3: Any) -> None:
     status, body, _ = embed({"model": INT8, "input": [FOOD, LONG]})
     assert_openai_error(status, body, 400, "input[1]", "256 tokens", '"truncate": true', code="context_length_exceeded")
@@ -142,10 +165,14 @@ def test_an_input_too_long_names_its_index_and_the_limit_unless_truncation_is_as
     np.testing.assert_allclose(vectors_of(body), v1_embeddings(INT8, [FOOD, LONG, BREAD, LONG]), atol=1e-6)
 
 
-def test_more_texts_than_one_request_embeds_is_a_413_saying_how_to_split(text_s3: Any) -> None:
-    status, body, _ = embed({"model": INT8, "input": ["x"] * 65})
+@pytest.mark.parametrize("count", [65, 2049, 100_000])
+def test_more_texts_than_one_request_embeds_is_a_413_saying_how_to_split(text_s3: Any, count: int) -> None:
+    status, body, _ = embed({"model": INT8, "input": ["x"] * count})
     assert_openai_error(status, body, 413, "at most 64", "chunk_size=64", "embed_batch_size=64", param="input",
                         code="too_many_inputs")
+
+
+def test_the_64_texts_one_request_embeds_are_served(text_s3: Any) -> None:
     status, body, _ = embed({"model": INT8, "input": ["x"] * 64})
     assert status == 200 and len(body["data"]) == 64
 

@@ -29,11 +29,6 @@ ONNX_TYPES = {
 }
 
 
-@pytest.fixture(scope="module")
-def inference() -> Any:
-    return load_function("inference")
-
-
 def call(function: Any, method: str, path: str, body: Any = None, *, binary: bytes | None = None,
          headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
     event = http_event(method, path, None if body is None else json.dumps(body), headers)

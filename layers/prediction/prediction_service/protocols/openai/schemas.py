@@ -16,6 +16,7 @@ from prediction_service.protocols.schema import Schema
 MAX_INPUTS = 2048  # OpenAI's own limit on one request's array of inputs
 # `name` or `name:version` (a version or an alias: `all-minilm-l6-v2:stable`)
 MODEL_ID = f"{NAME[:-1]}(:{VERSION[1:-1]})?$"
+MODEL_ID_LENGTH = 97
 TOKEN_IDS = ("input holds token ids; this API tokenizes with each model's own tokenizer, so send the "
              "texts as strings (LangChain: OpenAIEmbeddings(check_embedding_ctx_length=False))")
 
@@ -27,11 +28,11 @@ class EmbeddingRequest(Schema):
         "examples": [{"model": "all-minilm-l6-v2", "input": ["A man is eating food.", "A man rides a horse."]}]})
 
     input: StrictStr | list[StrictStr] = Field(
-        description=f"a text, or an array of up to {MAX_INPUTS} texts, none empty (arrays of token ids are refused: "
-        "they come from another tokenizer)")
-    model: StrictStr = Field(pattern=MODEL_ID, max_length=97, description=(
+        description=f"a text, or an array of up to {MAX_INPUTS} texts (OpenAI's limit; one request here embeds at "
+        "most 64: 413 beyond), none empty (arrays of token ids are refused: they come from another tokenizer)")
+    model: StrictStr = Field(pattern=MODEL_ID, max_length=MODEL_ID_LENGTH, description=(
         "a text model's name as GET /openai/v1/models lists it, or `name:version` for one of its versions or "
-        "aliases"), examples=["all-minilm-l6-v2"])
+        "aliases (`all-minilm-l6-v2:1`)"), examples=["all-minilm-l6-v2"])
     encoding_format: Literal["float", "base64"] = Field(
         default="float", description="`float`: arrays of numbers; `base64`: each embedding's little-endian "
         "float32 bytes, base64-encoded (the openai client asks for it unless told otherwise)")
@@ -60,9 +61,6 @@ class EmbeddingRequest(Schema):
         if all(isinstance(v, int) and not isinstance(v, bool) for v in value) or all(
                 isinstance(v, list) for v in value):
             raise PydanticCustomError("token_ids", TOKEN_IDS)
-        if len(value) > MAX_INPUTS:
-            raise PydanticCustomError("too_many_inputs", "input may hold at most {most} texts, it holds {count}",
-                                      {"most": MAX_INPUTS, "count": len(value)})
         for index, text in enumerate(value):
             if not isinstance(text, str):
                 raise PydanticCustomError("input_type", "input[{index}] must be a string", {"index": index})

@@ -74,17 +74,21 @@ def _text_entry(manifest: Manifest, model_id: str) -> TextEntry:
         raise ModelNotFoundError(name, listing=LISTING)
     entry: ModelSpec = manifest.get(name, version)
     if not isinstance(entry, TextEntry):
-        raise BadInputError(f"model {name!r} is a {entry.kind} model, which makes no embeddings; {LISTING} lists "
+        raise BadInputError(f"model {name!r} is {_a(entry.kind)} model, which makes no embeddings; {LISTING} lists "
                             "the text models", model_name=name, param="model", code="model_not_supported")
     return entry
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
 
 
 def check_inputs(texts: list[str]) -> None:
     """What the text runtime would refuse, refused first in OpenAI's terms."""
     if len(texts) > MAX_TEXTS:
         raise PayloadTooLargeError(
-            f"input holds {len(texts)} texts; one request here embeds at most {MAX_TEXTS} (the time Lambda has "
-            f"for one request): send them in several (LangChain: chunk_size={MAX_TEXTS}; LlamaIndex: "
+            f"input holds {len(texts)} texts; one request here embeds at most {MAX_TEXTS}, so that it finishes within "
+            f"API Gateway's 29 s: send them in several (LangChain: chunk_size={MAX_TEXTS}; LlamaIndex: "
             f"embed_batch_size={MAX_TEXTS})", param="input", code="too_many_inputs")
     for index, value in enumerate(texts):
         if len(value) > MAX_TEXT_CHARACTERS:
@@ -102,7 +106,7 @@ def decode(body: EmbeddingRequest, served: Served) -> Inputs:
     decides whether `dimensions` can be served)."""
     entry = served.entry
     if not isinstance(entry, TextEntry):  # the manifest changed between the check and the route
-        raise BadInputError(f"model {entry.name!r} is a {entry.kind} model, which makes no embeddings",
+        raise BadInputError(f"model {entry.name!r} is {_a(entry.kind)} model, which makes no embeddings",
                             param="model", code="model_not_supported")
     if body.dimensions is not None:
         size = embedding_size(served)

@@ -11,6 +11,8 @@ from fastapi.responses import Response
 
 from prediction_service.limits import MAX_BODY_BYTES
 from prediction_service.protocols.openai.schemas import (
+    MODEL_ID,
+    MODEL_ID_LENGTH,
     EmbeddingRequest,
     EmbeddingResponse,
     OpenAIError,
@@ -34,7 +36,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 NOT_FOUND = {404: {"model": OpenAIError, "description": "No model (or version) of that name."}}
 router = APIRouter(tags=["OpenAI-compatible embeddings"], responses=ERRORS)
-ModelId = Annotated[str, Path(description="a text model's name, or `name:version`", examples=["all-minilm-l6-v2"])]
+ModelId = Annotated[str, Path(pattern=MODEL_ID, max_length=MODEL_ID_LENGTH, description="a text model's name, or "
+                              "`name:version`", examples=["all-minilm-l6-v2"])]
 
 
 @router.post(f"{PREFIX}/embeddings", response_model=EmbeddingResponse, responses={
