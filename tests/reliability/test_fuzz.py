@@ -14,7 +14,6 @@ import json
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import http_event, lambda_context
