@@ -46,7 +46,7 @@ class EmbeddingsService:
         return OpenAIModelList(data=[OpenAIModel(id=name, created=0, owned_by=OWNER) for name in names])
 
     def retrieve_model(self, model_id: str) -> OpenAIModel:
-        _text_entry(self.registry.manifest(), model_id)
+        _text_entry(self.registry.manifest(), *split_model_id(model_id))
         return OpenAIModel(id=model_id, created=0, owned_by=OWNER)
 
     def embed(self, body: EmbeddingRequest, routing_key: str | None = None,
@@ -54,7 +54,7 @@ class EmbeddingsService:
         """The request's texts, embedded by the version its model (and version, and `user` or
         `routing_key`) routes to, in one call of the data plane."""
         name, version = split_model_id(body.model)
-        _text_entry(self.registry.manifest(), body.model)  # before any model loads
+        _text_entry(self.registry.manifest(), name, version)  # before any model loads
         check_inputs(body.texts)
         request = InferRequest(name, lambda served: decode(body, served), version=version,
                                routing_key=body.user or routing_key,
@@ -68,11 +68,11 @@ def split_model_id(model_id: str) -> tuple[str, str | None]:
     return name, version or None
 
 
-def _text_entry(manifest: Manifest, model_id: str) -> TextEntry:
-    name, version = split_model_id(model_id)
-    if name not in manifest.names():
-        raise ModelNotFoundError(name, listing=LISTING)
-    entry: ModelSpec = manifest.get(name, version)
+def _text_entry(manifest: Manifest, name: str, version: str | None) -> TextEntry:
+    try:
+        entry: ModelSpec = manifest.get(name, version)
+    except ModelNotFoundError:
+        raise ModelNotFoundError(name, listing=LISTING) from None
     if not isinstance(entry, TextEntry):
         raise BadInputError(f"model {name!r} is {_a(entry.kind)} model, which makes no embeddings; {LISTING} lists "
                             "the text models", model_name=name, param="model", code="model_not_supported")
