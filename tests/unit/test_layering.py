@@ -46,7 +46,7 @@ LAYERS = [
     {"runtime"},
     {"dataplane"},
     {"protocols"},
-    {"protocols.v1", "protocols.v2", "protocols.openai"},
+    {"protocols.v1", "protocols.v2", "protocols.openai", "bulk"},
     {"composition"},
     {"web"},  # its routers included: web/openapi.py reads them, they read web/deps.py
     {"awslambda"},
