@@ -289,11 +289,44 @@ def authorizer_event(request: dict[str, Any], header: str | None) -> dict[str, A
     return event
 
 
+def bulk_events() -> dict[str, dict[str, Any]]:
+    """The bulk state machine's task payloads: the first step's (`{"step": "validate", "job"}`)
+    and Distributed Map's batches (`{"Items": [...], "BatchInput": {"job"}}`, as the state machine's
+    ItemSelector wraps CSV or JSON Lines rows, or as listObjectsV2 lists a shard). They read the
+    objects scripts/bulk_datasets.put_event_data writes."""
+    from bulk_datasets import EVENT_BUCKET, rows
+
+    job = {"job_id": "events-churn", "model": "user_churn", "input": {"bucket": EVENT_BUCKET, "key": "datasets/users.csv"},
+           "output": {"bucket": EVENT_BUCKET, "prefix": "bulk-results/"}, "id_column": "user_id"}
+    csv_rows = [{k: str(v) for k, v in r.items()} for r in rows("user_churn", 4)]  # the CSV reader's items: text
+    csv_rows[2]["tenure_months"] = "unknown"
+    windows = {**job, "job_id": "events-windows", "model": "drive_stats_a", "id_column": "id",
+               "input": {"bucket": EVENT_BUCKET, "key": "datasets/windows.jsonl"}}
+    shards = {**job, "job_id": "events-shards", "input": {"bucket": EVENT_BUCKET, "prefix": "datasets/shards/"}}
+    listed = {"Key": "datasets/shards/part-00000.csv", "Size": 200, "Etag": '"0"', "LastModified": "2026-12-04T00:00:00Z",
+              "StorageClass": "STANDARD"}
+    return {
+        "bulk_job_validate": {"step": "validate", "job": job},
+        "bulk_job_validate_unknown_model": {"step": "validate", "job": {**job, "model": "no_such_model"}},
+        "bulk_job_validate_missing_input": {"step": "validate", "job": {
+            **job, "input": {"bucket": EVENT_BUCKET, "key": "datasets/missing.csv"}}},
+        "bulk_job_validate_bad_column": {"step": "validate", "job": {
+            **job, "columns": {"features": ["sessions", "days", "tenure", "tickets"]}}},
+        "bulk_worker_csv_rows": {"Items": [{"index": 100 + i, "row": r} for i, r in enumerate(csv_rows)],
+                                 "BatchInput": {"job": job}},
+        "bulk_worker_jsonl_rows": {"Items": [{"index": i, "row": r} for i, r in enumerate(rows("drive_stats_a", 2))],
+                                   "BatchInput": {"job": windows}},
+        "bulk_worker_shard": {"Items": [listed], "BatchInput": {"job": shards}},
+        "bulk_worker_malformed": {"Items": "datasets/users.csv", "BatchInput": {"job": job}},
+    }
+
+
 def main() -> int:
     EVENTS_DIR.mkdir(exist_ok=True)
-    for case in CASES:
-        (EVENTS_DIR / f"{case.name}.json").write_text(json.dumps(build_event(case), indent=2) + "\n")
-        print(f"wrote events/{case.name}.json")
+    events = {case.name: build_event(case) for case in CASES} | bulk_events()
+    for name, event in events.items():
+        (EVENTS_DIR / f"{name}.json").write_text(json.dumps(event, indent=2) + "\n")
+        print(f"wrote events/{name}.json")
     return 0
 
 

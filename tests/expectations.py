@@ -24,7 +24,20 @@ FUNCTIONS = {
     "docs": "DocsFunction",
     "inference": "InferenceFunction",
     "embeddings": "EmbeddingsFunction",
+    "bulk_job": "BulkJobFunction",
+    "bulk_worker": "BulkWorkerFunction",
 }
+# function -> (functions/<dir>, the handler's name in its app.py): the bulk functions share a directory
+HANDLERS = {name: (name, "handler") for name in FUNCTIONS} | {
+    "bulk_job": ("bulk", "job_handler"),
+    "bulk_worker": ("bulk", "batch_handler"),
+}
+
+
+def handler_of(apps: dict[str, Any], function: str) -> Any:
+    """The handler of `function` among the loaded function apps (keyed by directory)."""
+    directory, name = HANDLERS[function]
+    return getattr(apps[directory], name)
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,7 @@ class Expected:
     protocol_error: bool = False  # a v2 refusal: the Open Inference Protocol's {"error": "..."}
     openai_error: bool = False  # an /openai/v1 refusal: OpenAI's {"error": {"message", "type", "param", "code"}}
     embeddings: int = 0  # an /openai/v1 embeddings answer with this many embeddings
+    bulk: dict[str, Any] | None = None  # a bulk task's answer holds these fields ("refused"/"reason": any text)
 
 
 def models(status_code: int, status: str | None = None) -> Expected:
@@ -51,6 +65,14 @@ def inference(status_code: int, content_type: str = "application/json") -> Expec
 
 def embeddings(status_code: int, count: int = 0) -> Expected:
     return Expected("embeddings", status_code, openai_error=status_code >= 400, embeddings=count)
+
+
+def bulk_job(ok: bool, **fields: Any) -> Expected:
+    return Expected("bulk_job", bulk={"ok": ok, **({} if ok else {"reason": str}), **fields})
+
+
+def bulk_worker(**fields: Any) -> Expected:
+    return Expected("bulk_worker", bulk=fields)
 
 
 EXPECTED: dict[str, Expected] = {
@@ -124,11 +146,24 @@ EXPECTED: dict[str, Expected] = {
     "authorizer_valid_token.json": Expected("authorizer", authorized=True),
     "authorizer_wrong_token.json": Expected("authorizer", authorized=False),
     "authorizer_malformed_header.json": Expected("authorizer", authorized=False),
+    "bulk_job_validate.json": bulk_job(True, source="csv", input_objects=1),
+    "bulk_job_validate_unknown_model.json": bulk_job(False),
+    "bulk_job_validate_missing_input.json": bulk_job(False),
+    "bulk_job_validate_bad_column.json": bulk_job(False),
+    "bulk_worker_csv_rows.json": bulk_worker(batch="rows-000000100-000000103", scored=3, refused=1),
+    "bulk_worker_jsonl_rows.json": bulk_worker(batch="rows-000000000-000000001", scored=2, refused=0),
+    "bulk_worker_shard.json": bulk_worker(scored=5, refused=0, versions={"1.0": 5}),
+    "bulk_worker_malformed.json": bulk_worker(refused=str),
 }
 
 
 def check_result(expected: Expected, result: dict[str, Any]) -> None:
     """Assert one handler result against its expectation (also used by the sam local tests)."""
+    if expected.bulk is not None:
+        assert "Traceback" not in json.dumps(result) and "stackTrace" not in result, result
+        for name, value in expected.bulk.items():
+            assert isinstance(result.get(name), str) if value is str else result.get(name) == value, result
+        return
     if expected.authorized is not None:
         assert result["isAuthorized"] is expected.authorized
         assert (result.get("context") or {}).get("principal", "").startswith("token:") == expected.authorized

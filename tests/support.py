@@ -21,6 +21,37 @@ ROOT = Path(__file__).resolve().parent.parent
 BUCKET = "test-models"
 
 
+def publish_document(s3: Any, document: dict[str, Any], tmp_path: Path) -> None:
+    """Publish models/ with another manifest, as `make publish-models` would, and start afresh."""
+    import shutil
+
+    import yaml
+    from prediction_service.composition import components
+    from publish_models import publish
+
+    models = tmp_path / "models"
+    shutil.copytree(ROOT / "models", models, dirs_exist_ok=True)
+    (models / "manifest.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    publish(s3, BUCKET, models_dir=models)
+    components.cache_clear()
+
+
+def publish_with(s3: Any, tmp_path: Path, name: str, model: bytes) -> None:
+    """Publish models/ plus one new model: its file and a three-line manifest entry, nothing else."""
+    import hashlib
+    import shutil
+
+    from publish_models import publish
+
+    models = tmp_path / "models"
+    shutil.copytree(ROOT / "models", models)
+    (models / f"{name}.onnx").write_bytes(model)
+    digest = hashlib.sha256(model).hexdigest()
+    with (models / "manifest.yaml").open("a") as manifest:
+        manifest.write(f"\n  - name: {name}\n    file: {name}.onnx\n    sha256: {digest}\n")
+    publish(s3, BUCKET, models_dir=models)
+
+
 def shipped_model_names() -> set[str]:
     """The names models/manifest.yaml gives (the tests follow it rather than repeat it)."""
     import yaml

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from expectations import EXPECTED, FUNCTIONS, check_result
+from bulk_datasets import put_event_data
+from expectations import EXPECTED, HANDLERS, check_result, handler_of
 from support import BUCKET, ROOT, lambda_context, load_event, load_function, shipped_model_names
 
 EVENT_FILES = sorted((ROOT / "events").glob("*.json"))
@@ -15,7 +16,7 @@ EVENT_FILES = sorted((ROOT / "events").glob("*.json"))
 
 @pytest.fixture(scope="module")
 def functions() -> dict[str, Any]:
-    return {name: load_function(name) for name in FUNCTIONS}
+    return {directory: load_function(directory) for directory, _ in HANDLERS.values()}
 
 
 def test_every_event_file_has_an_expectation() -> None:
@@ -26,8 +27,10 @@ def test_every_event_file_has_an_expectation() -> None:
 def test_event_file(path: Path, s3: Any, functions: dict[str, Any], request: pytest.FixtureRequest) -> None:
     if "_text" in path.name or path.name.startswith("embeddings_"):  # publish the text models too (120 MB)
         request.getfixturevalue("text_s3")
+    if path.name.startswith("bulk_"):
+        put_event_data(s3)
     expected = EXPECTED[path.name]
-    result = functions[expected.function].handler(load_event(path), lambda_context())
+    result = handler_of(functions, expected.function)(load_event(path), lambda_context())
     check_result(expected, result)
 
 
@@ -73,6 +76,9 @@ def test_event_files_have_the_shape_sam_generates() -> None:
     optional = {"cookies", "queryStringParameters", "stageVariables", "pathParameters", "body"}
     for path in EVENT_FILES:
         event = load_event(path)
+        if EXPECTED[path.name].function.startswith("bulk_"):  # a Step Functions task's payload, not HTTP
+            assert set(event) in ({"step", "job"}, {"Items", "BatchInput"}), path.name
+            continue
         if EXPECTED[path.name].function == "authorizer":
             assert event["type"] == "REQUEST" and event["version"] == "2.0"
             assert set(event["requestContext"]) <= set(reference["requestContext"]), path.name
@@ -86,9 +92,11 @@ def test_event_files_have_the_shape_sam_generates() -> None:
 
 def test_event_files_are_what_the_generator_writes() -> None:
     """events/ is generated; a hand edit that drifts from scripts/generate_events.py is caught."""
-    from generate_events import CASES, build_event
+    from generate_events import CASES, build_event, bulk_events
 
-    assert {f"{c.name}.json" for c in CASES} == {p.name for p in EVENT_FILES}
+    assert {f"{c.name}.json" for c in CASES} | {f"{name}.json" for name in bulk_events()} == {p.name for p in EVENT_FILES}
+    for name, event in bulk_events().items():
+        assert event == load_event(ROOT / "events" / f"{name}.json"), name
     case = next(c for c in CASES if c.name == "models_predict_nan")
     assert build_event(case) == load_event(ROOT / "events" / "models_predict_nan.json")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bulk_datasets import EVENT_BUCKET, put_event_data
 from generate_events import EVENT_TOKEN_HASH, sam_command
 from local_s3 import MotoServer, create_bucket
 from support import ROOT, skip_loudly
@@ -87,6 +88,7 @@ def moto_on_bridge(lambda_image: str) -> Iterator[str]:
 
     with MotoServer(host=docker_bridge_address()) as server:
         create_bucket(server.client(), BUCKET, text_models=text_models())
+        put_event_data(server.client())  # what events/bulk_*.json read
         yield server.url
 
 
@@ -105,6 +107,9 @@ def sam_local(
                     "S3_ENDPOINT_URL": f"http://host.docker.internal:{port}",
                     "API_TOKEN_HASHES_PARAMETER": "",
                     "API_TOKEN_HASHES": EVENT_TOKEN_HASH,
+                    # the bulk functions: jobs read and write in the events' bucket
+                    "BULK_INPUT_BUCKET": EVENT_BUCKET,
+                    "BULK_OUTPUT_BUCKET": EVENT_BUCKET,
                 },
             }
         )

@@ -18,7 +18,8 @@ from support import ROOT, load_event, venv_tool
 pytestmark = pytest.mark.sam
 
 FUNCTIONS = ("ModelsFunction", "BatchFunction", "RunsFunction", "InferenceFunction", "EmbeddingsFunction", "DocsFunction",
-             "AuthorizerFunction")
+             "AuthorizerFunction", "BulkJobFunction")
+BULK_WORKER = "BulkWorkerFunction"  # reserved by default: a bulk job must never take the online functions' concurrency
 ROUTE_FUNCTIONS = ("ModelsFunction", "BatchFunction", "RunsFunction", "InferenceFunction", "EmbeddingsFunction")  # verify the bearer token themselves
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"  # its own venv: see requirements-checkov.txt
 
@@ -73,7 +74,8 @@ def test_every_route_has_a_function_app_route_and_an_event_file() -> None:
         ("GET", "/openai/v1/models"),
         ("GET", "/openai/v1/models/{model}"),
     }
-    event_routes = {tuple(load_event(p)["routeKey"].split(" ", 1)) for p in (ROOT / "events").glob("*.json")}
+    event_routes = {tuple(load_event(p)["routeKey"].split(" ", 1)) for p in (ROOT / "events").glob("*.json")
+                    if not p.name.startswith("bulk_")}  # the bulk ones are Step Functions task payloads
     assert routes <= event_routes
 
 
@@ -105,6 +107,15 @@ def test_each_function_gets_only_the_access_it_needs() -> None:
     assert statements("RunsFunction") == [read_models, write_records, read_token_hashes, decrypt]
     assert statements("AuthorizerFunction") == [read_token_hashes, decrypt]
     assert "Policies" not in load_template()["Resources"]["DocsFunction"]["Properties"], "docs need no AWS access"
+    read_inputs = ("Allow", "s3:GetObject", "arn:${AWS::Partition}:s3:::${Bucket}/${BulkInputPrefix}*")
+    write_results = ("Allow", "s3:PutObject", "arn:${AWS::Partition}:s3:::${Bucket}/${BulkOutputPrefix}*")
+    list_bucket = ("Allow", "s3:ListBucket", "arn:${AWS::Partition}:s3:::${Bucket}")
+    assert statements("BulkWorkerFunction") == [read_models, read_inputs, write_results]
+    read_results = ("Allow", "s3:GetObject", "arn:${AWS::Partition}:s3:::${Bucket}/${BulkOutputPrefix}*")
+    assert statements("BulkJobFunction") == [read_models, read_inputs, read_results, list_bucket, write_results]
+    (policy,) = load_template()["Resources"]["BulkJobFunction"]["Properties"]["Policies"]
+    (listing,) = [s for s in policy["Statement"] if s["Action"] == "s3:ListBucket"]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["${BulkInputPrefix}*", "${BulkOutputPrefix}*"]}}
     for function in (*ROUTE_FUNCTIONS, "AuthorizerFunction"):
         (policy,) = load_template()["Resources"][function]["Properties"]["Policies"]
         (kms,) = [s for s in policy["Statement"] if s["Action"] == "kms:Decrypt"]
@@ -117,6 +128,11 @@ def test_every_function_is_told_where_the_token_hashes_are() -> None:
     assert variables["API_TOKEN_HASHES_PARAMETER"] == "TokenHashesParameterName"
     assert variables["API_TOKEN_HASHES"] == "", "deployed, the hashes come from SSM only"
     for function in FUNCTIONS:
+        if function == "BulkJobFunction":  # where jobs may read and write, beside the Globals
+            assert set(template["Resources"][function]["Properties"]["Environment"]["Variables"]) == {
+                "BULK_INPUT_BUCKET", "BULK_INPUT_PREFIX", "BULK_OUTPUT_BUCKET", "BULK_OUTPUT_PREFIX",
+                "BULK_BATCH_SIZE", "BULK_MAX_CONCURRENCY", "BULK_TOLERATED_FAILURE_PERCENTAGE"}
+            continue
         assert "Environment" not in template["Resources"][function]["Properties"], f"{function}: Globals say it"
 
 
@@ -153,6 +169,9 @@ def test_cfn_lint_finds_nothing_in_the_template() -> None:
 def test_no_allow_statement_uses_a_wildcard_action() -> None:
     for name, resource in load_template()["Resources"].items():
         for policy in resource.get("Properties", {}).get("Policies", []):
+            if "Statement" not in policy:  # a SAM policy template: the one that invokes one function
+                assert set(policy) == {"LambdaInvokePolicy"}, name
+                continue
             for statement in policy["Statement"]:
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
                 assert statement["Effect"] == "Allow" and not any("*" in a for a in actions), name
@@ -173,8 +192,8 @@ def test_deployment_options_are_parameters() -> None:
         assert name in template["Parameters"], name
     assert template["Resources"]["ModelBucket"]["Condition"] == "CreateModelBucket"
     logs = [r for r in template["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
-    # one per function, and the API's access logs
-    assert len(logs) == len(FUNCTIONS) + 1 and all(r["Properties"]["RetentionInDays"] == "LogRetentionDays" for r in logs)
+    # one per function (the bulk worker too), the bulk state machine's, and the API's access logs
+    assert len(logs) == len(FUNCTIONS) + 1 + 1 + 1 and all(r["Properties"]["RetentionInDays"] == "LogRetentionDays" for r in logs)
 
 
 def test_each_function_has_a_reserved_concurrency_parameter_unreserved_by_default() -> None:
@@ -188,6 +207,15 @@ def test_each_function_has_a_reserved_concurrency_parameter_unreserved_by_defaul
         assert template["Conditions"][condition] == [[parameter, -1]], condition  # !Not [!Equals [!Ref ..., -1]]
         reserved = template["Resources"][function]["Properties"]["ReservedConcurrentExecutions"]
         assert reserved == [condition, parameter, "AWS::NoValue"], function
+
+
+def test_the_bulk_worker_has_its_own_reserved_concurrency_so_a_job_never_takes_the_online_functions() -> None:
+    template = load_template()
+    parameter = template["Parameters"]["BulkWorkerReservedConcurrency"]
+    assert parameter["Default"] == template["Parameters"]["BulkMaxConcurrency"]["Default"] == 20
+    assert parameter["MinValue"] == -1  # unreserved, for an account whose quota leaves nothing to reserve
+    reserved = template["Resources"]["BulkWorkerFunction"]["Properties"]["ReservedConcurrentExecutions"]
+    assert reserved == ["ReserveBulkWorkerConcurrency", "BulkWorkerReservedConcurrency", "AWS::NoValue"]
 
 
 def test_api_access_logs_are_one_json_line_without_headers_or_tokens() -> None:
@@ -253,7 +281,7 @@ def test_checkov_scans_every_function_and_suppresses_only_with_a_reason() -> Non
     passed = {(c["check_id"], c["resource"]) for c in report["passed_checks"]}
     # fixed, not suppressed: the API's access logs and a reserved-concurrency setting on every function
     assert ("CKV_AWS_95", "AWS::Serverless::HttpApi.PredictionApi") in passed
-    for function in FUNCTIONS:
+    for function in (*FUNCTIONS, BULK_WORKER):
         assert ("CKV_AWS_115", f"AWS::Serverless::Function.{function}") in passed, function
         assert ("CKV_AWS_45", f"AWS::Serverless::Function.{function}") in passed, function  # no secret in env
     for name, check, skip in checkov_skips():

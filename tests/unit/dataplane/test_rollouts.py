@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import shutil
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ from prediction_service.errors import ManifestError, VersionNotFoundError
 from prediction_service.protocols.v1.schemas import PredictRequest
 from prediction_service.settings import Settings
 from prediction_service.storage.s3 import S3Store
-from support import BUCKET, ROOT, CountingStore, http_event, lambda_context, load_function
+from support import BUCKET, ROOT, CountingStore, http_event, lambda_context, load_function, publish_document
 
 SHIPPED = yaml.safe_load((ROOT / "models" / "manifest.yaml").read_text())
 SPLIT = {"1.0": 90, "1.1": 10}
@@ -45,17 +44,6 @@ def rollout_document() -> dict[str, Any]:
     document["models"].insert(1, candidate)
     document["aliases"] = {"drive_stats_a": {"stable": SPLIT, "canary": {"1.1": 100}}}
     return document
-
-
-def publish_document(s3: Any, document: dict[str, Any], tmp_path: Path) -> None:
-    """Publish models/ with another manifest, as `make publish-models` would, and start afresh."""
-    from publish_models import publish
-
-    models = tmp_path / "models"
-    shutil.copytree(ROOT / "models", models, dirs_exist_ok=True)
-    (models / "manifest.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
-    publish(s3, BUCKET, models_dir=models)
-    components.cache_clear()
 
 
 @pytest.fixture

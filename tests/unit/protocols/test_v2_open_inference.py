@@ -5,10 +5,8 @@ never seen served from a three-line manifest entry."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import random
-import shutil
 import struct
 from pathlib import Path
 from typing import Any
@@ -18,8 +16,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 from prediction_service.protocols.v2.tensors import DTYPES, to_binary
-from publish_models import publish
-from support import BUCKET, ROOT, http_event, lambda_context, load_function
+from support import BUCKET, ROOT, http_event, lambda_context, load_function, publish_with
 
 ONNX_TYPES = {
     "BOOL": TensorProto.BOOL, "UINT8": TensorProto.UINT8, "UINT16": TensorProto.UINT16,
@@ -56,17 +53,6 @@ def echo_model(shapes: dict[str, list[int | str]]) -> bytes:
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model.SerializeToString()
-
-
-def publish_with(s3: Any, tmp_path: Path, name: str, model: bytes) -> None:
-    """Publish models/ plus one new model: its file and a three-line manifest entry, nothing else."""
-    models = tmp_path / "models"
-    shutil.copytree(ROOT / "models", models)
-    (models / f"{name}.onnx").write_bytes(model)
-    digest = hashlib.sha256(model).hexdigest()
-    with (models / "manifest.yaml").open("a") as manifest:
-        manifest.write(f"\n  - name: {name}\n    file: {name}.onnx\n    sha256: {digest}\n")
-    publish(s3, BUCKET, models_dir=models)
 
 
 SHAPES = {dt: ["batch", 3] for dt in ONNX_TYPES}
