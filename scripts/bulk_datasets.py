@@ -4,7 +4,7 @@ the tests and the benchmark:
 - `user_churn`: rows of user_features.csv, repeated with new ids and small noise (seeded);
 - `drive_stats_*`: 30-day windows slid over drive_stats_daily.csv, repeated;
 - `digits`: the held-out images of digits_holdout.csv (8x8 pixels and min_confidence 0.5);
-- text models: short sentences made of the model names and the words of this repository's docs.
+- text models: short support-ticket sentences (SYNTHETIC, from a few templates), 8 to 25 word pieces.
 
 `rows(model, count)` gives the rows; `write_shards` puts them in S3 as CSV or JSON Lines shards.
 
@@ -25,6 +25,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "models" / "data"
 SEED = 7
+DRIVES = ["the backup drive", "drive 7 in rack B", "an SSD", "the NAS", "a new disk"]
+TICKETS = [
+    "My account was charged twice this month, please refund {n} dollars.",
+    "The app logs me out every {n} minutes since the last update.",
+    "Can I export my data before cancelling the subscription?",
+    "{drive} reports {n} reallocated sectors, should I replace it?",
+    "The dashboard takes {n} seconds to load on my phone.",
+    "I would like to upgrade to the team plan for {n} users.",
+    "Password reset emails never arrive in my inbox.",
+    "After {n} days the sync stopped working on {drive}.",
+]
 
 
 def _table(name: str) -> list[dict[str, str]]:
@@ -54,10 +65,9 @@ def rows(model: str, count: int) -> Iterator[dict[str, Any]]:
             pixels = [[int(image[f"pixel_{r}_{c}"]) for c in range(8)] for r in range(8)]
             yield {"id": i, "pixels": pixels, "min_confidence": 0.5, "label": image["label"]}
     else:  # a text model
-        words = (ROOT / "README.md").read_text().split()
         for i in range(count):
-            start = rng.randrange(0, max(len(words) - 16, 1))
-            yield {"id": i, "text": " ".join(words[start : start + rng.randint(4, 16)])}
+            template = TICKETS[i % len(TICKETS)]
+            yield {"id": i, "text": template.format(n=rng.randint(2, 90), drive=rng.choice(DRIVES))}
 
 
 def encode(batch: list[dict[str, Any]], fmt: str) -> bytes:

@@ -9,6 +9,7 @@ A CSV cell is text and a JSON Lines value is JSON: both are read.
 from __future__ import annotations
 
 import json
+import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -102,7 +103,7 @@ class ClassifierRows(RowCodec):
         self.rows_per_call = _rows_per_call(len(features))
 
     def _parse(self, cells: list[Any]) -> list[float]:
-        return [float(_numbers(cell, column, 1)[0]) for cell, column in zip(cells, self.columns, strict=True)]
+        return [_number(cell, column) for cell, column in zip(cells, self.columns, strict=True)]
 
     def inputs(self, parsed: Sequence[Any]) -> Inputs:
         return Inputs({self.input_name: np.asarray(parsed, dtype=np.float32)}, [LABEL, PROBABILITIES])
@@ -221,6 +222,21 @@ def _cell(row: Mapping[str, Any], column: str) -> Any:
 def _json_type(value: Any) -> str:
     return {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object",
             str: "text"}.get(type(value), type(value).__name__)
+
+
+def _number(cell: Any, column: str) -> float:
+    """A cell as one finite float32-sized number (text or JSON); the common case, without numpy."""
+    if isinstance(cell, bool) or not isinstance(cell, (int, float, str)):
+        return float(_numbers(cell, column, 1)[0])  # a list of one, or the refusal
+    try:
+        value = float(cell)
+    except (ValueError, OverflowError):
+        return float(_numbers(cell, column, 1)[0])  # "[1.5]", "", "1;2": the general reader decides
+    if not math.isfinite(value):
+        raise RowError(f"column {column!r} must hold finite numbers (no NaN or Infinity)")
+    if abs(value) > _FLOAT32_MAX:
+        raise RowError(f"column {column!r} holds a number too large for float32")
+    return value
 
 
 def _numbers(cell: Any, column: str, count: int) -> np.ndarray:

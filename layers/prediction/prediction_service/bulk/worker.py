@@ -90,6 +90,7 @@ class BatchScorer:
         self.dataplane, self.job = dataplane, job
         self.registry = dataplane.registry
         self._codecs: dict[str, RowCodec] = {}
+        self._fixed: Route | None = None
 
     def codec(self, route: Route) -> RowCodec:
         version = route.spec.version
@@ -99,8 +100,9 @@ class BatchScorer:
         return self._codecs[version]
 
     def score(self, rows: Iterable[SourceRow], writer: BatchWriter) -> None:
-        first = self.codec(self.registry.route(self.job.model, self.job.version))
-        for window in _chunks(rows, first.window):
+        first = self.registry.route(self.job.model, self.job.version)
+        self._fixed = first if first.alias is None else None  # a named version, or the only one: every row's
+        for window in _chunks(rows, self.codec(first).window):
             self._score_window(window, writer)
 
     def _score_window(self, window: Sequence[SourceRow], writer: BatchWriter) -> None:
@@ -133,7 +135,7 @@ class BatchScorer:
             return f"the id column {self.job.id_column!r} is missing"
         if not isinstance(row_id, str | int) or isinstance(row_id, bool):
             return f"the id column {self.job.id_column!r} must be text or a whole number"
-        route = self.registry.route(self.job.model, self.job.version, str(row_id))
+        route = self._fixed or self.registry.route(self.job.model, self.job.version, str(row_id))
         try:
             return _Parsed(source, row_id, route, self.codec(route).parse(source.values))
         except RowError as exc:
