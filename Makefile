@@ -14,13 +14,15 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help venv checkov run test bench build validate deploy events models text-model publish-models rollout-report smoke clean docs docs-build
+.PHONY: help venv checkov run test bench bulk bulk-job build validate deploy events models text-model publish-models rollout-report smoke clean docs docs-build
 
 help:
 	@echo "make run             serve the API on http://127.0.0.1:$(PORT) (S3 emulated by moto)"
 	@echo "make test            run every test"
 	@echo "make checkov         install checkov (the template scan) in .venv-checkov; make test does it"
 	@echo "make bench           run the benchmarks, print their tables, chart docs/performance.png"
+	@echo "make bulk [MODEL=user_churn ROWS=100000]  a bulk scoring job on moto's Step Functions, the worker in Docker"
+	@echo "make bulk-job STACK=onnx-prediction-api BULK_ARGS='--model ... --input s3://... --output s3://...'  a job on a deployed stack"
 	@echo "make build           sam build"
 	@echo "make validate        sam validate --lint"
 	@echo "make events          regenerate events/ from sam local generate-event"
@@ -57,6 +59,17 @@ test: venv checkov
 bench: venv
 	$(PY) -m pip install --quiet -r bench/requirements.txt
 	cd bench && ../$(PY) run_all.py
+
+# A demo bulk job locally: the state machine on moto's Step Functions interpreter, the real functions in
+# Docker (scripts/local_bulk.py), a dataset of ROWS rows built from the shipped models' data.
+MODEL ?= user_churn
+ROWS ?= 100000
+bulk: venv
+	$(PY) scripts/local_bulk.py --model "$(MODEL)" --rows "$(ROWS)"
+
+# A bulk job on a deployed stack (scripts/bulk.py --help lists BULK_ARGS), followed with a progress bar.
+bulk-job: venv
+	$(PY) scripts/bulk.py --stack "$(STACK)" $(BULK_ARGS)
 
 build: venv
 	sam build

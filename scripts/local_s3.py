@@ -14,6 +14,7 @@ tests/support.py, which imports it, before they measure); boto3 and moto are imp
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -37,16 +38,18 @@ def free_port(host: str = "127.0.0.1") -> int:
 class MotoServer:
     """moto's server in its own process on `host`:`port` (a free port if none is given), answering
     by the time the constructor returns. `url` is where clients reach it (127.0.0.1 when it binds
-    every address)."""
+    every address); `env`: variables added to its environment (moto reads some of its settings there)."""
 
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1", timeout: float = 30) -> None:
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1", timeout: float = 30,
+                 env: dict[str, str] | None = None) -> None:
         self.host = host
         self.port = port or free_port(host)
         _refuse_if_taken(host, self.port)  # else the server already there would answer for this one
         self.url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.port}"  # noqa: S104
         self.process = subprocess.Popen(  # noqa: S603 - this interpreter's moto, our arguments
             [sys.executable, "-m", "moto.server", "-H", host, "-p", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=None if env is None else {**os.environ, **env})
         from botocore.config import Config
 
         client = self.client(config=Config(retries={"total_max_attempts": 1}))

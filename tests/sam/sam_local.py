@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 from bulk_datasets import EVENT_BUCKET, put_event_data
 from generate_events import EVENT_TOKEN_HASH, sam_command
+from local_bulk import docker_bridge_address
 from local_s3 import MotoServer, create_bucket
 from support import ROOT, skip_loudly
 
@@ -39,15 +39,6 @@ class SamLocal:
             "--env-vars",
             str(self.env_vars),
         ]
-
-
-def docker_bridge_address() -> str:
-    """The host's address on Docker's default bridge, where containers find host.docker.internal."""
-    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "docker0"], capture_output=True, text=True).stdout
-    match = re.search(r"inet (\d+\.\d+\.\d+\.\d+)/", out)
-    if not match:
-        pytest.fail(f"docker0 has no IPv4 address: {out!r}")
-    return match.group(1)
 
 
 @pytest.fixture(scope="session")

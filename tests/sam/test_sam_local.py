@@ -22,7 +22,7 @@ from generate_events import EVENT_TOKEN
 from local_api import template_routes
 from local_s3 import free_port
 from publish_models import TEXT_MODELS
-from sam_local import SamLocal, lambda_image, moto_on_bridge, sam_built, sam_env, sam_local  # noqa: F401
+from sam_local import SamLocal
 from support import ROOT, serving, shipped_model_names
 
 pytestmark = pytest.mark.sam

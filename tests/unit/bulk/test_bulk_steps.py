@@ -100,15 +100,20 @@ def test_the_summary_adds_up_the_batches_and_names_the_shards_that_left_nothing(
     data.put_object(Bucket=DATA, Key="datasets/churn/part-bad.csv", Body=(CHURN + "2,x,1,1,1\n").encode())
     spec = validate(job(input={"bucket": DATA, "prefix": "datasets/churn/"}))
     scored_shards(data, spec["job"], [*keys[:2], "datasets/churn/part-bad.csv"])  # keys[2] "failed"
-    summary = summarize({**spec, "map": {}, "started": "2026-12-04T10:00:00.000Z"}, data,
-                        now=datetime(2026, 12, 4, 10, 1, 30, tzinfo=UTC))
-    assert summary["status"] == "PARTIAL" and summary["duration_seconds"] == 90.0
+    state = {**spec, "map": {}, "started": "2026-12-04T10:00:00.000Z"}
+    state["run"]["tolerated_failure_percentage"] = 25  # 1 of 4 batches: tolerated
+    summary = summarize(state, data, now=datetime(2026, 12, 4, 10, 1, 30, tzinfo=UTC))
+    assert summary["status"] == "PARTIAL" and summary["duration_seconds"] == 90.0 and "message" not in summary
     assert (summary["rows"], summary["rows_scored"], summary["rows_refused"]) == (22, 21, 1)
     assert summary["batches"] == 3 and summary["failed_batches"] == 1
     assert summary["failures"][0]["batch"].startswith("part-00002.csv-")
     assert summary["versions"] == {"1.0": 21}
     stored = json.loads(data.get_object(Bucket=DATA, Key="results/churn/summary.json")["Body"].read())
     assert stored == summary
+    state["run"]["tolerated_failure_percentage"] = 20  # the map run did not count it (moto's do not): the job does
+    strict = summarize(state, data)
+    assert strict["status"] == "FAILED"
+    assert strict["message"] == "1 batch failed, more than the 20% the job tolerates; the summary lists them"
 
 
 def test_the_summary_reads_the_failed_batches_distributed_maps_result_writer_lists(data: Any) -> None:

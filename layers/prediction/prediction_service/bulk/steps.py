@@ -133,7 +133,9 @@ def _check_output(job: JobSpec, s3: Any) -> None:
 
 def summarize(state: dict[str, Any], s3: Any, now: datetime | None = None) -> dict[str, Any]:
     """The job's summary, written beside its results: rows scored and refused, the versions that
-    answered, the batches that failed (and why), and how long it took since `state["started"]`."""
+    answered, the batches that failed (and why), and how long it took since `state["started"]`.
+    FAILED when the map run failed, or when more batches failed than the job tolerates (the
+    summary checks the share itself: moto's map runs do not enforce it)."""
     job = JobSpec.model_validate(state["job"])
     paths = job.paths
     bucket = job.output.bucket
@@ -151,7 +153,9 @@ def summarize(state: dict[str, Any], s3: Any, now: datetime | None = None) -> di
         for version, count in s["versions"].items():
             versions[version] = versions.get(version, 0) + count
     map_error = state.get("map_error")
-    status = "FAILED" if map_error else ("PARTIAL" if failed else "SUCCEEDED")
+    tolerated = float((state.get("run") or {}).get("tolerated_failure_percentage", 0))
+    over = bool(failed) and 100 * len(failed) / (len(stats) + len(failed)) > tolerated
+    status = "FAILED" if map_error or over else ("PARTIAL" if failed else "SUCCEEDED")
     summary = {
         "job_id": job.job_id, "model": job.model, "version": job.version, "status": status,
         "rows": sum(s["rows"] for s in stats), "rows_scored": sum(s["scored"] for s in stats),
@@ -163,6 +167,9 @@ def summarize(state: dict[str, Any], s3: Any, now: datetime | None = None) -> di
     }
     if map_error:
         summary["message"] = _map_error_message(map_error, len(failed))
+    elif over:  # the map run tolerated them (an engine that does not count them); the job does not
+        summary["message"] = (f"{_batches(len(failed))} failed, more than the {tolerated:g}% the job tolerates; "
+                              "the summary lists them")
     s3.put_object(Bucket=bucket, Key=paths.summary, Body=json.dumps(summary, indent=2).encode(),
                   ContentType="application/json")
     return summary
@@ -224,9 +231,13 @@ def _cause_message(cause: Any) -> str:
 def _map_error_message(map_error: Any, failed: int) -> str:
     error = map_error.get("Error", "") if isinstance(map_error, dict) else ""
     if error == "States.ExceedToleratedFailureThreshold":
-        return f"{failed} batches failed, more than the job tolerates; the summary lists them"
+        return f"{_batches(failed)} failed, more than the job tolerates; the summary lists them"
     cause = _cause_message(map_error.get("Cause") if isinstance(map_error, dict) else None)
     return f"the map run failed: {error} {cause}".strip()
+
+
+def _batches(count: int) -> str:
+    return f"{count} batch" if count == 1 else f"{count} batches"
 
 
 def _duration(started: Any, now: datetime | None) -> float | None:
