@@ -23,6 +23,21 @@ from local_s3 import MotoServer, create_bucket  # noqa: E402  (moto in its own p
 
 BUCKET = "bench-models"
 
+# The start of a benchmark's child process (its code a string, formatted with `paths`): the library
+# and scripts on its path, and its peak memory. VmHWM, not ru_maxrss: a child started by fork keeps
+# the parent's ru_maxrss across exec.
+CHILD_PRELUDE = """
+import importlib.util, json, os, sys, time, types
+from pathlib import Path
+
+def high_water_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+
+sys.path[:0] = {paths!r}
+"""
+
 
 @dataclass(frozen=True)
 class Timing:

@@ -8,19 +8,9 @@ import subprocess
 import sys
 import tempfile
 
-from harness import ROOT, start_s3
+from harness import CHILD_PRELUDE, ROOT, start_s3
 
-WORKLOAD = """
-import importlib.util, json, sys, types
-from pathlib import Path
-
-def high_water_mb():
-    # VmHWM, not ru_maxrss: a child started by fork keeps the parent's ru_maxrss across exec.
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-
-sys.path[:0] = {paths!r}
+WORKLOAD = CHILD_PRELUDE + """
 root = Path({root!r})
 baseline = high_water_mb()
 spec = importlib.util.spec_from_file_location("app", root / "functions" / {function!r} / "app.py")

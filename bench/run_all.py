@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from harness import ROOT
 
 BENCHMARKS = ["warm_overhead", "cold_start", "batch", "size", "memory", "v2_protocol", "model_loading", "text_model",
-              "snapstart", "rollouts", "limits", "openai_embeddings", "bulk"]
+              "snapstart", "rollouts", "limits", "openai_embeddings", "bulk_scoring"]
 
 # The page's section titles. Each section's anchor is its benchmark's module name: the other pages link to them.
 TITLES = {
@@ -37,7 +37,7 @@ TITLES = {
     "rollouts": "Rollouts: versions and shadows",
     "limits": "Request limits: the largest accepted, the refused",
     "openai_embeddings": "OpenAI-compatible embeddings",
-    "bulk": "Bulk scoring: rows per second, memory, cost per million rows",
+    "bulk_scoring": "Bulk scoring: rows per second, memory, cost per million rows",
 }
 FENCE = "`" * 3
 

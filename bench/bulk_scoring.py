@@ -18,7 +18,7 @@ Cost per million rows, at the published on-demand prices of us-east-1 (PRICES, e
   the same CPU work on both vCPUs at once (an optimistic assumption for it), plus the minutes an
   instance takes to start, which are billed.
 
-    python bench/bulk.py [--rounds 3]
+    python bench/bulk_scoring.py [--rounds 3]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 
-from harness import ROOT, start_s3
+from harness import CHILD_PRELUDE, ROOT, start_s3
 
 BATCH_ROWS = 1000  # the template's BulkBatchSize
 SHARD_ROWS = 10_000  # scripts/bulk_datasets.py's shards (make bulk)
@@ -53,16 +53,7 @@ PUTS_PER_BATCH = 2  # results and counts (an errors object only when a row is re
 SAGEMAKER_VCPUS = 2
 SAGEMAKER_STARTUP_MINUTES = 5  # an instance's provisioning and the container's start, billed
 
-WORKLOAD = """
-import importlib.util, json, os, sys, time, types
-from pathlib import Path
-
-def high_water_mb():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-
-sys.path[:0] = {paths!r}
+WORKLOAD = CHILD_PRELUDE + """
 from bulk_datasets import rows
 root = Path({root!r})
 spec = importlib.util.spec_from_file_location("app", root / "functions" / "bulk" / "app.py")
