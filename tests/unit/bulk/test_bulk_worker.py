@@ -118,6 +118,15 @@ def pairs_model() -> bytes:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
 
 
+def test_a_json_lines_row_that_is_not_an_object_is_refused_alone(data: Any) -> None:
+    values: list[Any] = list(rows("drive_stats_a", 2))
+    values.insert(1, [1, 2, 3])  # Distributed Map's JSON Lines reader passes any JSON value on
+    result = run({"Items": wrapped(values), "BatchInput": {"job": job("drive_stats_a", input={
+        "bucket": DATA, "key": "w.jsonl"})}})
+    assert (result["scored"], result["refused"]) == (2, 1)
+    assert lines(data, result["errors"]) == [{"id": None, "index": 1, "reason": "the row is not a JSON object"}]
+
+
 def test_rows_the_model_refuses_together_are_scored_one_by_one_and_only_the_bad_one_refused(
         data: Any, tmp_path: Any) -> None:
     publish_with(data, tmp_path, "pairs", pairs_model())

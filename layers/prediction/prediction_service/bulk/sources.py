@@ -33,7 +33,7 @@ class RowItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     index: int = Field(ge=0)
-    row: dict[str, Any]
+    row: Any  # an object; anything else is that row's refusal, not the batch's
 
 
 class ObjectItem(BaseModel):
@@ -77,7 +77,10 @@ def batch_rows(job: JobSpec, items: Sequence[RowItem] | Sequence[ObjectItem], s3
     """Every row of the batch, in order; a shard is streamed, never held whole."""
     for item in items:
         if isinstance(item, RowItem):
-            yield SourceRow({"index": item.index}, item.row)
+            if isinstance(item.row, dict):
+                yield SourceRow({"index": item.index}, item.row)
+            else:
+                yield SourceRow({"index": item.index}, None, "the row is not a JSON object")
         else:
             body = s3.get_object(Bucket=job.input.bucket, Key=item.Key)["Body"]
             yield from read_rows(item.Key, job.input.format_for(item.Key), body.iter_lines(keepends=True))
