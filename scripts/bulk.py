@@ -30,22 +30,28 @@ OUTPUT_KEY = "BulkStateMachineArn"
 
 
 def parse_s3(url: str) -> tuple[str, str]:
-    if not url.startswith("s3://") or "/" not in url[5:]:
+    """s3://bucket/key -> (bucket, key); s3://bucket or s3://bucket/ -> (bucket, "")."""
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    if not url.startswith("s3://") or not bucket:
         raise argparse.ArgumentTypeError(f"{url!r} is not an s3://bucket/key URL")
-    bucket, _, key = url[5:].partition("/")
     return bucket, key
 
 
 def job_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The job the flags describe (or the --job file), its id defaulting to a digest of it."""
     if args.job:
-        job = json.loads(Path(args.job).read_text())
+        try:
+            job = json.loads(Path(args.job).read_text())
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"--job {args.job}: {exc}") from None
+        if not isinstance(job, dict):
+            raise SystemExit(f"--job {args.job}: the job is a JSON object")
     else:
         if not (args.model and args.input and args.output):
             raise SystemExit("give --job FILE, or --model, --input and --output")
-        bucket, key = parse_s3(args.input)
+        bucket, key = args.input
         source = {"prefix": key} if key.endswith("/") or not key else {"key": key}
-        out_bucket, out_prefix = parse_s3(args.output)
+        out_bucket, out_prefix = args.output
         job = {"model": args.model, "input": {"bucket": bucket, **source},
                "output": {"bucket": out_bucket, "prefix": out_prefix, "format": args.format}}
         if args.version:
@@ -171,8 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job-id")
     parser.add_argument("--model")
     parser.add_argument("--version", help="a version or an alias of the model")
-    parser.add_argument("--input", help="s3://bucket/key.csv|.jsonl, or s3://bucket/prefix/ (every object under it)")
-    parser.add_argument("--output", help="s3://bucket/prefix/ (the job writes under <prefix><job_id>/)")
+    parser.add_argument("--input", type=parse_s3,
+                        help="s3://bucket/key.csv|.jsonl, or s3://bucket/prefix/ (every object under it)")
+    parser.add_argument("--output", type=parse_s3, help="s3://bucket/prefix/ (the job writes under <prefix><job_id>/)")
     parser.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="the results' format")
     parser.add_argument("--id-column")
     parser.add_argument("--features", help="a classifier's feature columns, comma-separated")
@@ -189,15 +196,21 @@ def main(argv: list[str] | None = None) -> int:
     if any("=" not in pair for pair in args.input_column):
         parser.error("--input-column takes INPUT=COLUMN")
     job = job_from_args(args)
-    sfn, s3, cloudformation = clients(args)
-    arn = args.state_machine_arn or state_machine_arn(cloudformation, args.stack)
-    execution_arn = start(sfn, arn, job)
-    print(f"started job {job['job_id']}: {execution_arn}", file=sys.stderr)
-    if args.no_follow:
-        print(execution_arn)
-        return 0
-    execution = follow(sfn, s3, execution_arn, job, timeout=args.timeout)
-    return report(execution, read_summary(s3, job))
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        sfn, s3, cloudformation = clients(args)
+        arn = args.state_machine_arn or state_machine_arn(cloudformation, args.stack)
+        execution_arn = start(sfn, arn, job)
+        print(f"started job {job['job_id']}: {execution_arn}", file=sys.stderr)
+        if args.no_follow:
+            print(execution_arn)
+            return 0
+        execution = follow(sfn, s3, execution_arn, job, timeout=args.timeout)
+        return report(execution, read_summary(s3, job))
+    except (BotoCoreError, ClientError, TimeoutError) as exc:
+        print(f"bulk: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -19,8 +19,10 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import bulk
 import pytest
 from bulk_datasets import encode, rows, write_shards
 from local_bulk import (
@@ -93,16 +95,27 @@ def test_the_local_definition_changes_only_what_moto_cannot_run() -> None:
             assert state[field] == production_state[field], field
     assert local["States"]["ScoreJsonLines"]["Error"] == "NotEmulated"
 
-def test_a_sharded_dataset_is_scored_by_the_real_worker_and_summarized(stack: tuple[LocalBulkStack, Any]) -> None:
+def test_a_sharded_dataset_is_scored_by_the_real_worker_and_summarized(
+        stack: tuple[LocalBulkStack, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _, s3 = stack
     write_shards(s3, BUCKET, "datasets/churn/", "user_churn", 250, shard_rows=100, fmt="csv")
     bad = list(rows("user_churn", 3))
     s3.put_object(Bucket=BUCKET, Key="datasets/churn/part-extra.jsonl",
                   Body=encode(bad, "jsonl") + b'{"user_id": 9, "sessions_per_week": "many"}\n')
-    execution, history = run(stack, job("churn", "datasets/churn/"))
-    assert execution["status"] == "SUCCEEDED", execution
+    local, _ = stack
+    job_file = tmp_path / "job.json"
+    job_file.write_text(json.dumps(job("churn", "datasets/churn/")))
+    # started and followed as a user would: scripts/bulk.py, its progress bar on the map run
+    status = bulk.main(["--state-machine-arn", local.state_machine_arn, "--endpoint-url", local.url,
+                        "--region", "us-east-1", "--job", str(job_file), "--timeout", str(TIMEOUT)])
+    assert status == 0
+    printed = capsys.readouterr()
     result = summary(s3, "churn")
-    assert json.loads(execution["output"]) == result
+    assert json.loads(printed.out) == result and "done: 253 rows scored" in printed.err
+    (execution,) = local.client("stepfunctions").list_executions(stateMachineArn=local.state_machine_arn,
+                                                                 statusFilter="SUCCEEDED")["executions"][:1]
+    history = local.client("stepfunctions").get_execution_history(executionArn=execution["executionArn"],
+                                                                  maxResults=1000)["events"]
     assert (result["rows"], result["rows_scored"], result["rows_refused"]) == (254, 253, 1)
     assert result["batches"] == 4 and result["failed_batches"] == 0 and result["versions"] == {"1.0": 253}
     assert result["status"] == "SUCCEEDED" and result["duration_seconds"] > 0
