@@ -6,7 +6,7 @@ What moto 5.2 cannot run of the production definition is changed by local_bulk.l
 each change tested here, and each part covered another way:
 - ItemBatcher (none in moto's parser): each Map iteration gets one item in the same batch event;
   the batched events are tested in tests/unit/bulk/test_bulk_worker.py and by `sam local invoke`
-  of events/bulk_worker_*.json, and cfn-lint checks the definition (tests/template/test_bulk_state_machine.py);
+  of events/bulk_worker_*.json, and cfn-lint checks the definition (tests/template/test_bulk_definition.py);
 - the JSON Lines reader (none in moto): a JSON Lines object job fails saying so here; JSON Lines
   rows are tested in the worker's tests, JSON Lines shards run here;
 - ResultWriter (moto writes only a manifest, from the wrong paths): removed here; the summary's
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import bulk
+import local_bulk
 import pytest
 from bulk_datasets import encode, rows, write_shards
 from local_bulk import (
@@ -192,3 +193,16 @@ def test_moto_reads_a_csv_object_row_by_row_and_has_no_json_lines_reader(stack: 
     s3.put_object(Bucket=BUCKET, Key="datasets/three.jsonl", Body=encode(list(rows("user_churn", 3)), "jsonl"))
     execution, _ = run(stack, {**job("jsonl", ""), "input": {"bucket": BUCKET, "key": "datasets/three.jsonl"}})
     assert execution["status"] == "FAILED" and execution["error"] == "NotEmulated"
+
+
+def test_make_bulk_runs_its_demo_job_and_copies_what_it_wrote(lambda_image: str, sam_built: None,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """`make bulk` (scripts/local_bulk.py) end to end, on 2,000 rows instead of its 100,000."""
+    status = local_bulk.main(["--rows", "2000", "--shard-rows", "1000", "--no-build"])
+    assert status == 0
+    printed = capsys.readouterr()
+    assert json.loads(printed.out)["rows_scored"] == 2000
+    copied = local_bulk.ROOT / ".local" / "bulk-results" / "demo-user_churn"
+    assert ".local/bulk-results/demo-user_churn/" in printed.err
+    assert json.loads((copied / "summary.json").read_text())["rows_scored"] == 2000
+    assert sum(len(p.read_text().splitlines()) for p in (copied / "results").iterdir()) == 2000
