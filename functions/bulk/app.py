@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from pydantic import ValidationError
+
 from prediction_service.bulk.steps import summarize, validate_job
 from prediction_service.bulk.worker import score_batch
 from prediction_service.composition import cache_stats, components
@@ -27,8 +29,11 @@ def _job_step(event: dict[str, Any], context: Any) -> dict[str, Any]:
     step = event.get("step") if isinstance(event, dict) else None
     if step == "validate":
         return validate_job(event.get("job"), components().registry, data_s3())
-    if step == "summarize" and isinstance(event.get("state"), dict):
-        return summarize({**event["state"], "started": event.get("started")}, data_s3())
+    if step == "summarize" and isinstance(event.get("state"), dict) and isinstance(event["state"].get("job"), dict):
+        try:
+            return summarize({**event["state"], "started": event.get("started")}, data_s3())
+        except ValidationError as exc:
+            return {"status": "FAILED", "message": f"the state holds no valid job: {exc.error_count()} errors"}
     return {"ok": False, "reason": 'expected {"step": "validate", "job": {...}} or '
                                    '{"step": "summarize", "state": {...}, "started": "<ISO time>"}'}
 

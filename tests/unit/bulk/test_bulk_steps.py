@@ -142,3 +142,13 @@ def test_the_summary_reads_the_failed_batches_distributed_maps_result_writer_lis
         {"batch": "rows-000000000-000000000", "error": "BatchRefused", "cause": "Items[0] is not one of this job's items"}]
     assert summary["message"] == "2 batches failed, more than the job tolerates; the summary lists them"
     assert "stackTrace" not in json.dumps(summary) and "File " not in json.dumps(summary)
+
+
+@pytest.mark.parametrize("event", [[], "validate", {"step": "score"}, {"step": "summarize"},
+                                   {"step": "summarize", "state": {"job": {"model": 1}}}])
+def test_the_job_function_answers_an_event_that_is_not_a_step_with_a_reason(event: Any) -> None:
+    from support import lambda_context, load_function
+
+    answer = load_function("bulk").job_handler(event, lambda_context())
+    assert answer.get("ok") is False or answer.get("status") == "FAILED"
+    assert "Traceback" not in json.dumps(answer) and (answer.get("reason") or answer.get("message"))
