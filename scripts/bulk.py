@@ -110,12 +110,15 @@ def batches_done(s3: Any, job: dict[str, Any]) -> int:
 
 def follow(sfn: Any, s3: Any, execution_arn: str, job: dict[str, Any], *, timeout: float | None = None,
            quiet: bool = False) -> dict[str, Any]:
-    """Poll the execution until it ends, showing the batches done; returns describe_execution's answer."""
+    """Poll the execution until it ends, showing the batches done on stderr (stdout keeps the
+    summary alone, for a pipe); returns describe_execution's answer."""
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     deadline = None if timeout is None else time.monotonic() + timeout
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.fields[detail]}"), disable=quiet, transient=False) as progress:
+                  TextColumn("{task.fields[detail]}"), console=Console(stderr=True), disable=quiet,
+                  transient=False) as progress:
         task = progress.add_task(f"job {job['job_id']}", total=None, detail="checking the job")
         while True:
             execution = sfn.describe_execution(executionArn=execution_arn)

@@ -76,10 +76,12 @@ def local_definition(definition: dict[str, Any], functions: dict[str, str]) -> d
     return local
 
 
-def zipped(directory: Path) -> bytes:
-    """A directory as a zip, entries in a fixed order with a fixed date (the same bytes each time)."""
+def zipped(directory: Path, extra: dict[str, str] | None = None) -> bytes:
+    """A directory as a zip (and `extra` files: name -> text), entries in a fixed order with a fixed date."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, text in (extra or {}).items():
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), text)
         for path in sorted(p for p in directory.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
             info = zipfile.ZipInfo(str(path.relative_to(directory)), date_time=(2020, 1, 1, 0, 0, 0))
             info.external_attr = (path.stat().st_mode & 0o777) << 16
@@ -105,7 +107,14 @@ class LocalBulkStack:
 def deploy(url: str, *, model_bucket: str, build_dir: Path = BUILD, environment: dict[str, str] | None = None,
            ) -> LocalBulkStack:
     """The layer, the two functions and the state machine, created in the moto server at `url`
-    (whose Lambda emulation runs them in Docker), from `sam build`'s output."""
+    (whose Lambda emulation runs them in Docker), from `sam build`'s output.
+
+    moto names the Docker volumes it copies code into after the layer's name and the code's
+    digest, the same in every moto server: the layer's name and a file in the code carry this
+    deployment's id, so that two emulations at once (a test run beside `make bulk`) never share
+    a volume, nor remove one the other uses."""
+    import uuid
+
     import boto3
 
     def client(service: str) -> Any:
@@ -117,7 +126,9 @@ def deploy(url: str, *, model_bucket: str, build_dir: Path = BUILD, environment:
                                                      "Principal": {"Service": ["lambda.amazonaws.com",
                                                                                "states.amazonaws.com"]}}]}
     iam.create_role(RoleName=ROLE.rsplit("/", 1)[1], AssumeRolePolicyDocument=json.dumps(trust))
-    layer = lambdas.publish_layer_version(LayerName="prediction", Content={"ZipFile": zipped(build_dir / "PredictionLayer")},
+    deployment = uuid.uuid4().hex[:12]
+    layer = lambdas.publish_layer_version(LayerName=f"prediction-{deployment}",
+                                         Content={"ZipFile": zipped(build_dir / "PredictionLayer")},
                                          CompatibleRuntimes=["python3.13"])["LayerVersionArn"]
     variables = {"MODEL_BUCKET": model_bucket, "MODEL_PREFIX": "models/", "MODEL_CACHE_DIR": "/tmp/model-cache",
                  "POWERTOOLS_SERVICE_NAME": "prediction-api", "POWERTOOLS_METRICS_DISABLED": "true",
@@ -126,7 +137,7 @@ def deploy(url: str, *, model_bucket: str, build_dir: Path = BUILD, environment:
     for name, (handler, memory, timeout) in FUNCTIONS.items():
         arns[name] = lambdas.create_function(
             FunctionName=name, Runtime="python3.13", Role=ROLE, Handler=handler, Layers=[layer],
-            Code={"ZipFile": zipped(build_dir / name)}, MemorySize=memory, Timeout=timeout,
+            Code={"ZipFile": zipped(build_dir / name, {".deployment": deployment})}, MemorySize=memory, Timeout=timeout,
             Environment={"Variables": variables})["FunctionArn"]
     definition = local_definition(json.loads(DEFINITION.read_text()), arns)
     arn = sfn.create_state_machine(name="bulk-scoring", definition=json.dumps(definition), roleArn=ROLE,
