@@ -4,8 +4,6 @@
 #   scripts/lambda-image.sh ensure   # docker daemon up + Lambda image built (idempotent)
 #   scripts/lambda-image.sh image    # print the image name to pass to --invoke-image
 #   scripts/lambda-image.sh stop     # stop the docker daemon if this script started it
-#   scripts/lambda-image.sh moto-image  # `ensure`, then the image moto's Lambda emulation runs
-#                                       # functions in (and busybox:latest); prints its name
 #
 # Exit status: 0 ready, 3 no Docker daemon could be started, 1 anything else.
 #
@@ -16,10 +14,6 @@
 #    whose Python matches the template's Runtime, with the AWS Lambda runtime
 #    interface client (awslambdaric), boto3 (as AWS's runtime has) and a
 #    /var/runtime/bootstrap that runs it.
-# `moto-image` is scripts/moto-lambda-image.sh: from that image, without a registry, the
-# docker-lambda-style local/moto-lambda-python3.13-r<recipe>-<runner digest> whose entry point is
-# scripts/moto_lambda_runner.py, and busybox:latest (moto copies code into volumes with it) if
-# there is none. scripts/local_lambda.py runs functions in it under moto.
 set -euo pipefail
 
 PYTHON_VERSION="${LAMBDA_PYTHON_VERSION:-3.13}"
@@ -125,10 +119,9 @@ case "${1:-ensure}" in
     echo "$IMAGE"
     ;;
   image) echo "$IMAGE" ;;
-  moto-image) exec "$ROOT/scripts/moto-lambda-image.sh" ;;  # runs `ensure` first
   stop) stop_docker ;;
   *)
-    echo "usage: $0 [ensure|image|moto-image|stop]" >&2
+    echo "usage: $0 [ensure|image|stop]" >&2
     exit 2
     ;;
 esac
