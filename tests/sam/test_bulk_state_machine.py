@@ -68,6 +68,11 @@ def run(stack: tuple[LocalBulkStack, Any], job: dict[str, Any]) -> tuple[dict[st
         time.sleep(1)
     return execution, sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
 
+def why(execution: dict[str, Any]) -> str:
+    """An execution's end, for an assertion's message."""
+    return f"{execution['status']} {execution.get('error', '')}: {execution.get('cause', '')}"[:3000]
+
+
 def job(job_id: str, prefix: str, **fields: Any) -> dict[str, Any]:
     return {"job_id": job_id, "model": "user_churn", "id_column": "user_id", "max_concurrency": 2,
             "input": {"bucket": BUCKET, "prefix": prefix}, "output": {"bucket": BUCKET, "prefix": "bulk-results/"},
@@ -137,7 +142,7 @@ def test_running_the_same_job_twice_gives_the_same_objects(stack: tuple[LocalBul
     before = objects(s3, "bulk-results/twice/")
     second, _ = run(stack, job("twice", "datasets/twice/"))
     after = objects(s3, "bulk-results/twice/")
-    assert first["status"] == second["status"] == "SUCCEEDED"
+    assert first["status"] == second["status"] == "SUCCEEDED", (why(first), why(second))
     assert set(before) == set(after) and len(before) == 6  # job.json, 2 results, 2 counts, summary.json
     assert {k: v for k, v in before.items() if not k.endswith("summary.json")} == \
            {k: v for k, v in after.items() if not k.endswith("summary.json")}
@@ -155,7 +160,7 @@ def test_a_job_that_cannot_run_fails_in_its_first_step_and_nothing_is_scored(
     _, s3 = stack
     write_shards(s3, BUCKET, "datasets/refused/", "user_churn", 10, shard_rows=10)
     execution, history = run(stack, {**job("refused", "datasets/refused/"), **change})
-    assert execution["status"] == "FAILED" and execution["error"] == "JobRefused", execution
+    assert execution["status"] == "FAILED" and execution["error"] == "JobRefused", why(execution)
     assert cause in execution["cause"] and "Traceback" not in execution["cause"]
     assert not [e for e in history if e["type"] in ("MapRunStarted", "MapStateEntered")]
     assert objects(s3, "bulk-results/refused/") == {}
@@ -171,7 +176,7 @@ def test_a_batch_that_keeps_failing_is_retried_then_counted_and_named(stack: tup
     s3.put_object(Bucket=BUCKET, Key="datasets/archived/part-99999.csv", Body=encode(list(rows("user_churn", 5)), "csv"),
                   StorageClass="GLACIER")
     execution, _ = run(stack, job("strict", "datasets/archived/", tolerated_failure_percentage=30))
-    assert execution["status"] == "FAILED" and execution["error"] == "BatchesFailed", execution
+    assert execution["status"] == "FAILED" and execution["error"] == "BatchesFailed", why(execution)
     assert execution["cause"] == "1 batch failed, more than the 30% the job tolerates; the summary lists them"
     result = summary(s3, "strict")
     assert result["status"] == "FAILED" and result["rows_scored"] == 100 and result["failed_batches"] == 1
@@ -186,7 +191,7 @@ def test_moto_reads_a_csv_object_row_by_row_and_has_no_json_lines_reader(stack: 
     _, s3 = stack
     s3.put_object(Bucket=BUCKET, Key="datasets/three.csv", Body=encode(list(rows("user_churn", 3)), "csv"))
     execution, _ = run(stack, {**job("csv", ""), "input": {"bucket": BUCKET, "key": "datasets/three.csv"}})
-    assert execution["status"] == "SUCCEEDED", execution
+    assert execution["status"] == "SUCCEEDED", why(execution)
     assert summary(s3, "csv")["rows_scored"] == 3
     assert sorted(objects(s3, "bulk-results/csv/results/")) == [
         f"bulk-results/csv/results/rows-{i:09d}-{i:09d}.jsonl" for i in range(3)]  # one row a batch here
