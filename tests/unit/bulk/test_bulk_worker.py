@@ -255,3 +255,23 @@ def test_a_batch_whose_input_cannot_be_read_fails_for_the_state_machine_to_retry
     with pytest.raises(Exception, match="NoSuchKey"):
         run({"Items": [{"Key": "datasets/gone/part-0.csv"}], "BatchInput": {"job": spec}})
     assert "Contents" not in data.list_objects_v2(Bucket=DATA)
+
+
+def test_a_row_that_breaks_a_reader_or_the_writer_is_refused_alone_and_the_shard_goes_on(data: Any) -> None:
+    """A CSV field past csv's own 128 KiB limit, JSON nested 100,000 deep, an id with a lone
+    surrogate (valid JSON, not writable as UTF-8): each is one row's refusal, not the batch's failure."""
+    churn = encode(list(rows("user_churn", 2)), "csv").decode()
+    data.put_object(Bucket=DATA, Key="datasets/odd/long.csv", Body=(churn + "2,1,1,1," + "1" * 200_000 + "\n").encode())
+    deep = "[" * 100_000 + "]" * 100_000
+    lines_ = ['{"user_id": "\\ud800", "sessions_per_week": 1, "days_since_last_login": 1, "tenure_months": 1, '
+              '"support_tickets": 1}', '{"user_id": 7, "x": ' + deep + "}", '{"user_id": 8, "sessions_per_week": 1, '
+              '"days_since_last_login": 1, "tenure_months": 1, "support_tickets": 1}']
+    data.put_object(Bucket=DATA, Key="datasets/odd/odd.jsonl", Body="\n".join(lines_).encode())
+    spec = job(id_column="user_id", input={"bucket": DATA, "prefix": "datasets/odd/"})
+    long_csv = run({"Items": [{"Key": "datasets/odd/long.csv"}], "BatchInput": {"job": spec}})
+    assert (long_csv["scored"], long_csv["refused"]) == (2, 1)
+    assert lines(data, long_csv["errors"])[0]["reason"].startswith("column 'support_tickets' must hold finite")
+    odd = run({"Items": [{"Key": "datasets/odd/odd.jsonl"}], "BatchInput": {"job": spec}})
+    assert (odd["scored"], odd["refused"]) == (1, 2)
+    assert [e["reason"] for e in lines(data, odd["errors"])] == [
+        "the id column 'user_id' holds a lone surrogate", "the line is JSON nested too deep"]

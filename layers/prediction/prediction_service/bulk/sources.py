@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from prediction_service.bulk.job import JobSpec, shard_batch_name
 
 HEADER_PROBE_BYTES = 64 * 1024  # what the first step reads of an input to find its columns
+# A CSV field may be as long as a text a model takes and more (csv's own limit is 128 KiB).
+csv.field_size_limit(16 * 1024 * 1024)
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,9 @@ def _jsonl_rows(key: str, lines: Iterable[bytes]) -> Iterator[SourceRow]:
             value = json.loads(line)
         except ValueError:
             yield SourceRow(where, None, "the line is not JSON")
+            continue
+        except RecursionError:
+            yield SourceRow(where, None, "the line is JSON nested too deep")
             continue
         if not isinstance(value, dict):
             yield SourceRow(where, None, "the line is not a JSON object")

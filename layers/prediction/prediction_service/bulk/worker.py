@@ -130,11 +130,13 @@ class BatchScorer:
         """The row checked and routed, or the reason it is refused."""
         if source.values is None:
             return source.problem or "the row could not be read"
-        row_id = _row_id(source, self.job.id_column)
+        row_id = source.values.get(self.job.id_column)
         if row_id is None or row_id == "":
             return f"the id column {self.job.id_column!r} is missing"
         if not isinstance(row_id, str | int) or isinstance(row_id, bool):
             return f"the id column {self.job.id_column!r} must be text or a whole number"
+        if isinstance(row_id, str) and not _is_unicode(row_id):
+            return f"the id column {self.job.id_column!r} holds a lone surrogate"
         route = self._fixed or self.registry.route(self.job.model, self.job.version, str(row_id))
         try:
             return _Parsed(source, row_id, route, self.codec(route).parse(source.values))
@@ -162,7 +164,17 @@ class BatchScorer:
 
 
 def _row_id(source: SourceRow, column: str) -> Any:
-    return None if source.values is None else source.values.get(column)
+    """The row's id as the outputs carry it (an id that cannot be written as JSON, as text)."""
+    value = None if source.values is None else source.values.get(column)
+    return value.encode("utf-8", "backslashreplace").decode() if isinstance(value, str) and not _is_unicode(value) else value
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _chunks[T](values: Iterable[T], size: int) -> Iterator[list[T]]:
