@@ -69,6 +69,9 @@ def job_from_args(args: argparse.Namespace) -> dict[str, Any]:
     if args.job_id:
         job["job_id"] = args.job_id
     job.setdefault("job_id", f"{job.get('model', 'job')}-{_digest(job)}")
+    job["job_id"] = str(job["job_id"])
+    if not isinstance(job.get("output"), dict) or not job["output"].get("bucket"):
+        raise SystemExit('the job names no output bucket: "output": {"bucket": ..., "prefix": ...}')
     return job
 
 
@@ -101,10 +104,20 @@ def map_run_counts(sfn: Any, execution_arn: str) -> dict[str, int] | None:
     return counts or None
 
 
+def job_root(job: dict[str, Any]) -> tuple[str, str]:
+    """(bucket, key prefix) the job writes under, its output prefix read as the job's first step
+    reads it (default `bulk/`, stripped, ending in '/')."""
+    output = job.get("output") if isinstance(job.get("output"), dict) else {}
+    prefix = str(output.get("prefix", "bulk/")).strip().lstrip("/")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    return str(output.get("bucket", "")), f"{prefix}{job['job_id']}/"
+
+
 def batches_done(s3: Any, job: dict[str, Any]) -> int:
     """The batches that have written their counts (under <output>/<job_id>/batches/)."""
-    prefix = f"{job['output']['prefix'].rstrip('/')}/{job['job_id']}/batches/".lstrip("/")
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=job["output"]["bucket"], Prefix=prefix)
+    bucket, root = job_root(job)
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=root + "batches/")
     return sum(page.get("KeyCount", 0) for page in pages)
 
 
@@ -139,9 +152,9 @@ def follow(sfn: Any, s3: Any, execution_arn: str, job: dict[str, Any], *, timeou
 
 
 def read_summary(s3: Any, job: dict[str, Any]) -> dict[str, Any] | None:
-    key = f"{job['output']['prefix'].rstrip('/')}/{job['job_id']}/summary.json".lstrip("/")
+    bucket, root = job_root(job)
     try:
-        return json.loads(s3.get_object(Bucket=job["output"]["bucket"], Key=key)["Body"].read())
+        return json.loads(s3.get_object(Bucket=bucket, Key=root + "summary.json")["Body"].read())
     except Exception:
         return None
 

@@ -58,3 +58,15 @@ def test_bad_arguments_are_refused_without_a_traceback(argv: list[str], capsys: 
         bulk.main(["--state-machine-arn", "arn:x", *argv])
     assert exit_.value.code != 0
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_job_file_without_an_output_is_refused_before_it_starts(tmp_path: Path) -> None:
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps({"model": "user_churn", "input": {"bucket": "d", "key": "k.csv"}}))
+    with pytest.raises(SystemExit, match="no output bucket"):
+        bulk.main(["--state-machine-arn", "arn:x", "--job", str(path)])
+
+
+def test_the_summary_is_looked_for_where_the_first_step_puts_it() -> None:
+    assert bulk.job_root({"job_id": 12, "output": {"bucket": "b"}}) == ("b", "bulk/12/")
+    assert bulk.job_root({"job_id": "j", "output": {"bucket": "b", "prefix": " /out "}}) == ("b", "out/j/")
