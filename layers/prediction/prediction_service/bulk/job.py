@@ -12,6 +12,7 @@ again writes the same keys.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -209,7 +210,5 @@ class JobPaths:
 def shard_batch_name(key: str) -> str:
     """A shard's batch name: its file name (safe characters only) and a digest of its whole key,
     so that two shards of one name under different folders never share a result."""
-    import hashlib
-
     stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in posixpath.basename(key))[:80]
     return f"{stem or 'shard'}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"

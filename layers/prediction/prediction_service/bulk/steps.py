@@ -143,10 +143,10 @@ def summarize(state: dict[str, Any], s3: Any, now: datetime | None = None) -> di
     failed = _failed_batches(s3, state.get("map"))
     done = {s["batch"] for s in stats}
     if job.input.source == "prefix":  # a shard with no counts failed, whatever else says so
-        named = {f["batch"] for f in failed}
-        failed += [{"batch": shard_batch_name(key), "error": "BatchFailed", "cause": "the batch left no results"}
-                   for key in _listed(s3, job.input.bucket, job.input.prefix or "")
-                   if shard_batch_name(key) not in done and shard_batch_name(key) not in named]
+        accounted = done | {f["batch"] for f in failed}
+        shards = (shard_batch_name(key) for key in _listed(s3, job.input.bucket, job.input.prefix or ""))
+        failed += [{"batch": name, "error": "BatchFailed", "cause": "the batch left no results"}
+                   for name in shards if name not in accounted]
     failed = [f for f in failed if f["batch"] not in done]
     versions: dict[str, int] = {}
     for s in stats:
